@@ -1,0 +1,301 @@
+package bayeux
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Header values shared by every response; net/http never modifies them.
+var (
+	hdrJSON        = []string{"application/json; charset=utf-8"}
+	hdrJavaScript  = []string{"text/javascript; charset=utf-8"}
+	hdrNoCache     = []string{"no-cache, no-store"}
+	hdrNoSniff     = []string{"nosniff"}
+	hdrTrue        = []string{"true"}
+	hdrAttachment  = []string{"attachment; filename=f.txt"}
+	hdrAllowMethod = []string{"POST, GET"}
+	hdrMaxAge      = []string{"86400"}
+)
+
+// corsHeaders is the header list a CORS preflight always allows (faye's).
+const corsHeaders = "Accept, Authorization, Content-Type, Pragma, X-Requested-With"
+
+// jsonpCallback is what a JSONP callback name must look like: a dotted
+// JavaScript identifier.
+var jsonpCallback = regexp.MustCompile(`^(?i)[a-z_$][a-z0-9_$]*(\.[a-z_$][a-z0-9_$]*)*$`)
+
+func badRequest(w http.ResponseWriter) {
+	h := w.Header()
+	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = io.WriteString(w, "Bad request")
+}
+
+// servePost handles long-polling and cross-origin long-polling: a JSON body,
+// or a form body whose "message" field holds the JSON (any content type
+// other than application/json, including the text/plain of browsers' CORS
+// requests).
+func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
+	if !s.corsAllowed(w, r) {
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxMessageSize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.log.Info("request body over the size limit", "limit", s.cfg.MaxMessageSize, "remote", r.RemoteAddr)
+			http.Error(w, "Request entity too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		badRequest(w)
+		return
+	}
+	var msgs []Message
+	if mediaType(r.Header.Get("Content-Type")) == "application/json" {
+		msgs, err = parseBatch(body)
+	} else {
+		msgs, err = parseForm(string(body))
+	}
+	if err != nil {
+		badRequest(w)
+		return
+	}
+	s.respond(w, r, msgs, "")
+}
+
+// serveJSONP handles callback-polling: GET with the JSON in the "message"
+// query parameter and the callback name in "jsonp".
+func (s *Server) serveJSONP(w http.ResponseWriter, r *http.Request) {
+	if !s.corsAllowed(w, r) {
+		return
+	}
+	q := r.URL.Query()
+	callback := q.Get("jsonp")
+	if callback == "" {
+		callback = "jsonpcallback"
+	}
+	if !jsonpCallback.MatchString(callback) || len(callback) > 256 {
+		badRequest(w)
+		return
+	}
+	values := q["message"]
+	if len(values) == 0 {
+		badRequest(w)
+		return
+	}
+	msgs, err := parseValues(values)
+	if err != nil {
+		badRequest(w)
+		return
+	}
+	s.respond(w, r, msgs, callback)
+}
+
+// parseForm decodes a form body and parses its "message" fields.
+func parseForm(body string) ([]Message, error) {
+	q, err := url.ParseQuery(body)
+	if err != nil || len(q["message"]) == 0 {
+		return nil, errBadRequest
+	}
+	return parseValues(q["message"])
+}
+
+// parseValues parses one or more "message" parameters, each a message or a
+// batch, into one batch.
+func parseValues(values []string) ([]Message, error) {
+	var all []Message
+	for _, v := range values {
+		msgs, err := parseBatch([]byte(v))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, msgs...)
+	}
+	return all, nil
+}
+
+// mediaType returns the lower-cased media type of a Content-Type value.
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return strings.ToLower(strings.TrimSpace(ct))
+}
+
+// respond processes msgs, waits for a held connect if there is one, and
+// writes the replies (as JSONP when callback is set).
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, msgs []Message, callback string) {
+	x := s.newExchange(r, nil)
+	x.run(msgs)
+	items := x.replies
+	var sess *Session
+	var queued [][]byte
+	if c := x.connect; c != nil {
+		var ok bool
+		queued, ok = s.waitConnect(r.Context(), c)
+		if !ok {
+			return // the client went away; its messages stay queued
+		}
+		sess = c.sess
+		items = append(items, c.reply.appendTo(nil))
+		items = append(items, queued...)
+	}
+	var body []byte
+	if callback != "" {
+		body = append(body, "/**/"...)
+		body = append(body, callback...)
+		body = append(body, '(')
+		body = appendArray(body, items)
+		body = append(escapeJSSeparators(body), ");"...)
+	} else {
+		body = appendArray(make([]byte, 0, 64), items)
+	}
+	h := w.Header()
+	if callback != "" {
+		h["Content-Type"] = hdrJavaScript
+		h["Content-Disposition"] = hdrAttachment
+	} else {
+		h["Content-Type"] = hdrJSON
+	}
+	h["Cache-Control"] = hdrNoCache
+	h["X-Content-Type-Options"] = hdrNoSniff
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	_, err := w.Write(body)
+	if sess != nil {
+		if err != nil {
+			sess.requeue(queued)
+		} else {
+			sess.release(queued)
+		}
+	}
+}
+
+// waitConnect holds an HTTP connect until a message is queued for its
+// session, its hold time ends, or the server shuts down, and returns the
+// queued messages. It reports false when the request was cancelled first:
+// the messages then stay queued for the client's next connect.
+func (s *Server) waitConnect(ctx context.Context, c *waitingConnect) ([][]byte, bool) {
+	sess := c.sess
+	p := newPoll()
+	sess.mu.Lock()
+	if sess.closed {
+		sess.mu.Unlock()
+		return nil, true
+	}
+	older, oldHeld := sess.poll, sess.held
+	if older != nil {
+		older.superseded = true
+	}
+	sess.held = nil
+	var msgs [][]byte
+	if len(sess.queue) > 0 || c.hold <= 0 {
+		msgs, p = sess.takeLocked(), nil
+	} else {
+		sess.poll = p
+	}
+	sess.mu.Unlock()
+	// One held connect per session: a newer one answers the older at once.
+	if older != nil {
+		older.wakeUp()
+	}
+	if oldHeld != nil {
+		oldHeld.timer.Stop()
+		oldHeld.conn.write(oldHeld.reply)
+	}
+	if p == nil {
+		return msgs, true
+	}
+
+	timer := time.NewTimer(c.hold)
+	defer timer.Stop()
+	cancelled := false
+	select {
+	case <-p.wake:
+	case <-timer.C:
+	case <-ctx.Done():
+		cancelled = true
+	case <-s.ctx.Done():
+	}
+	sess.mu.Lock()
+	if sess.poll == p {
+		sess.poll = nil
+	}
+	switch {
+	case cancelled:
+	case p.ending:
+		if p.ended == endSlow {
+			c.reply = reply{id: c.reply.id, channel: metaConnect, err: errSlowConsumer, advice: s.handshakeAdvice()}
+		}
+	case !p.superseded:
+		msgs = sess.takeLocked()
+	}
+	sess.mu.Unlock()
+	if cancelled {
+		return nil, false
+	}
+	sess.touch()
+	return msgs, true
+}
+
+// escapeJSSeparators escapes U+2028 and U+2029, which JSON allows raw in
+// strings but JavaScript did not, so a JSONP body is always valid script.
+func escapeJSSeparators(b []byte) []byte {
+	if !bytes.Contains(b, []byte("\u2028")) && !bytes.Contains(b, []byte("\u2029")) {
+		return b
+	}
+	b = bytes.ReplaceAll(b, []byte("\u2028"), []byte(`\u2028`))
+	return bytes.ReplaceAll(b, []byte("\u2029"), []byte(`\u2029`))
+}
+
+// corsAllowed adds the CORS headers of a response to a request with an
+// Origin. It answers 403 and reports false when the origin is not allowed.
+func (s *Server) corsAllowed(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if !s.originAllowed(origin) {
+		http.Error(w, "Origin not allowed", http.StatusForbidden)
+		return false
+	}
+	h := w.Header()
+	h["Access-Control-Allow-Origin"] = []string{origin}
+	h["Access-Control-Allow-Credentials"] = hdrTrue
+	return true
+}
+
+// servePreflight answers a CORS preflight. Allowed headers are faye's list
+// plus whatever the browser asks for, so that pages which add their own
+// headers work cross-origin.
+func (s *Server) servePreflight(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		origin = r.Header.Get("Referer")
+	}
+	if origin == "" {
+		origin = "*"
+	} else if !s.originAllowed(origin) {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	allow := corsHeaders
+	if extra := r.Header.Get("Access-Control-Request-Headers"); extra != "" {
+		allow += ", " + extra
+	}
+	h := w.Header()
+	h["Access-Control-Allow-Origin"] = []string{origin}
+	h["Access-Control-Allow-Credentials"] = hdrTrue
+	h["Access-Control-Allow-Headers"] = []string{allow}
+	h["Access-Control-Allow-Methods"] = hdrAllowMethod
+	h["Access-Control-Max-Age"] = hdrMaxAge
+	h["Content-Length"] = []string{"0"}
+	w.WriteHeader(http.StatusOK)
+}

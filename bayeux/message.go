@@ -1,0 +1,167 @@
+package bayeux
+
+import (
+	"errors"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+)
+
+// Message is one Bayeux message as received from a client. String fields
+// hold decoded values; the fields documented as raw hold the exact JSON text
+// that arrived (for example Data is forwarded to subscribers byte for byte).
+//
+// The strings of a Message may alias the request buffer they were parsed
+// from: copy them (strings.Clone) before keeping them past the handling of
+// the message.
+type Message struct {
+	// Channel is the message's channel; empty when absent.
+	Channel string
+	// ClientID is the sender's session id; empty when absent.
+	ClientID string
+	// ID is the raw JSON of the message's "id" (a string with its quotes, or a
+	// number); empty when absent. Replies echo it unchanged.
+	ID string
+	// ConnectionType is the transport named by a /meta/connect.
+	ConnectionType string
+	// Version is the protocol version of a handshake; empty when absent or
+	// falsy.
+	Version string
+	// ConnectionTypes lists a handshake's supportedConnectionTypes.
+	ConnectionTypes []string
+	// HasConnectionTypes reports whether supportedConnectionTypes was present
+	// (and truthy).
+	HasConnectionTypes bool
+	// Subscription is the raw JSON of a (un)subscribe's "subscription": a
+	// string or an array of strings; empty when absent or falsy.
+	Subscription string
+	// Data is the raw JSON of "data"; empty when absent ("null" when null).
+	Data string
+	// Ext is the raw JSON of "ext"; empty when absent.
+	Ext string
+	// AdviceTimeout is the hold time in milliseconds the client asked for in
+	// advice.timeout; valid only when HasAdviceTimeout.
+	AdviceTimeout    int64
+	HasAdviceTimeout bool
+	// Error is set by an incoming extension to reject the message. The
+	// client receives it verbatim unless a validation error replaces it.
+	Error string
+}
+
+// errBadRequest reports input that is not a Bayeux request at all: the
+// transports answer it with HTTP 400 (or, on a WebSocket, ignore the frame).
+var errBadRequest = errors.New("bayeux: malformed request")
+
+// parseBatch parses body, a JSON object or an array of objects, into
+// messages. It returns errBadRequest when body is not valid JSON or is a
+// JSON primitive. A literal null yields no messages, like faye.
+func parseBatch(body []byte) ([]Message, error) {
+	if len(body) == 0 || !gjson.ValidBytes(body) {
+		return nil, errBadRequest
+	}
+	// The body is never modified after this point, so the strings parsed out
+	// of it may alias it.
+	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
+	switch {
+	case root.IsArray():
+		n := 0
+		root.ForEach(func(_, _ gjson.Result) bool { n++; return true })
+		msgs := make([]Message, 0, n)
+		root.ForEach(func(_, v gjson.Result) bool {
+			msgs = append(msgs, parseMessage(v))
+			return true
+		})
+		return msgs, nil
+	case root.IsObject():
+		return []Message{parseMessage(root)}, nil
+	case root.Type == gjson.Null:
+		return nil, nil
+	}
+	return nil, errBadRequest
+}
+
+// parseMessage reads the fields of one message in a single pass. A value
+// that is not an object yields an empty message, which is answered as an
+// invalid channel.
+func parseMessage(v gjson.Result) Message {
+	var m Message
+	if !v.IsObject() {
+		return m
+	}
+	v.ForEach(func(k, f gjson.Result) bool {
+		switch k.Str {
+		case "channel":
+			m.Channel = f.String()
+		case "clientId":
+			if truthy(f) {
+				m.ClientID = f.String()
+			}
+		case "id":
+			if truthy(f) {
+				m.ID = f.Raw
+			}
+		case "connectionType":
+			if truthy(f) {
+				m.ConnectionType = f.String()
+			}
+		case "version":
+			if truthy(f) {
+				m.Version = f.String()
+			}
+		case "supportedConnectionTypes":
+			if truthy(f) {
+				m.HasConnectionTypes = true
+				if f.IsArray() {
+					f.ForEach(func(_, t gjson.Result) bool {
+						m.ConnectionTypes = append(m.ConnectionTypes, t.String())
+						return true
+					})
+				} else {
+					m.ConnectionTypes = []string{f.String()}
+				}
+			}
+		case "subscription":
+			if truthy(f) {
+				m.Subscription = f.Raw
+			}
+		case "data":
+			m.Data = f.Raw
+		case "ext":
+			m.Ext = f.Raw
+		case "advice":
+			if t := f.Get("timeout"); t.Type == gjson.Number {
+				m.AdviceTimeout, m.HasAdviceTimeout = t.Int(), true
+			}
+		}
+		return true
+	})
+	return m
+}
+
+// truthy reports whether a JSON value is truthy in JavaScript's sense, which
+// is how faye decides whether a required field is present.
+func truthy(r gjson.Result) bool {
+	switch r.Type {
+	case gjson.String:
+		return r.Str != ""
+	case gjson.Number:
+		return r.Num != 0
+	case gjson.True, gjson.JSON:
+		return true
+	}
+	return false
+}
+
+// subscriptions returns the channel names of a raw subscription value.
+func subscriptions(raw string) []string {
+	r := gjson.Parse(raw)
+	if !r.IsArray() {
+		return []string{r.String()}
+	}
+	var out []string
+	r.ForEach(func(_, v gjson.Result) bool {
+		out = append(out, v.String())
+		return true
+	})
+	return out
+}

@@ -1,0 +1,277 @@
+package bayeux
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/bayou-pubsub/bayou/channels"
+)
+
+// Server is a Bayeux server. It is an http.Handler that serves every
+// transport on one mount path; mount it on any router at Config.Mount:
+//
+//	srv, err := bayeux.New(bayeux.Config{Mount: "/bayeux"})
+//	http.Handle("/bayeux", srv)
+//	http.Handle("/bayeux/", srv)
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	engine   Engine
+	index    *channels.Index[*Session]
+	sessions *sessionTable
+	upgrader websocket.Upgrader
+	origins  map[string]bool // nil: any origin
+
+	ctx    context.Context // done when the server shuts down
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines
+
+	connsMu sync.Mutex
+	conns   map[*wsConn]struct{} // open WebSockets, closed at shutdown
+
+	matchPool sync.Pool // *[]*Session scratch for fan-out
+}
+
+// New returns a Server configured by cfg and starts its engine and its
+// session collector. Call Shutdown to stop them.
+func New(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		engine:   cfg.Engine,
+		index:    channels.NewIndex[*Session](),
+		sessions: newSessionTable(),
+		ctx:      ctx,
+		cancel:   cancel,
+		conns:    make(map[*wsConn]struct{}),
+	}
+	if len(cfg.AllowedOrigins) > 0 {
+		s.origins = make(map[string]bool, len(cfg.AllowedOrigins))
+		for _, o := range cfg.AllowedOrigins {
+			s.origins[strings.TrimSuffix(o, "/")] = true
+		}
+	}
+	s.upgrader = websocket.Upgrader{
+		ReadBufferSize:  1024,
+		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     func(r *http.Request) bool { return s.originAllowed(r.Header.Get("Origin")) },
+	}
+	if err := s.engine.Start(ctx, s.deliver); err != nil {
+		cancel()
+		return nil, fmt.Errorf("bayeux: starting engine: %w", err)
+	}
+	s.wg.Add(1)
+	go s.collect()
+	return s, nil
+}
+
+// originAllowed applies Config.AllowedOrigins. A request without an Origin
+// (not from a browser) is always allowed.
+func (s *Server) originAllowed(origin string) bool {
+	return origin == "" || s.origins == nil || s.origins[origin]
+}
+
+// ServeHTTP dispatches a request on the mount path to its transport.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := s.subpath(r.URL.Path)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if s.ctx.Err() != nil {
+		http.Error(w, "Server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	switch {
+	case websocket.IsWebSocketUpgrade(r):
+		s.serveWebSocket(w, r)
+	case strings.HasSuffix(rest, ".js") || strings.HasSuffix(rest, ".map"):
+		s.serveClientScript(w, r)
+	case r.Method == http.MethodOptions || r.Header.Get("Access-Control-Request-Method") != "":
+		s.servePreflight(w, r)
+	case r.Method == http.MethodGet && acceptsEventStream(r):
+		s.serveEventSource(w, r, lastSegment(rest))
+	case r.Method == http.MethodGet:
+		s.serveJSONP(w, r)
+	case r.Method == http.MethodPost:
+		s.servePost(w, r)
+	default:
+		badRequest(w)
+	}
+}
+
+// subpath reports whether path is served by the mount (the mount itself,
+// anything below it, or the mount with an extension such as "/bayeux.js")
+// and returns what follows the mount.
+func (s *Server) subpath(path string) (string, bool) {
+	m := s.cfg.Mount
+	if m == "/" {
+		return path, true
+	}
+	if !strings.HasPrefix(path, m) {
+		return "", false
+	}
+	rest := path[len(m):]
+	if rest == "" || rest[0] == '/' || (rest[0] == '.' && !strings.Contains(rest, "/")) {
+		return rest, true
+	}
+	return "", false
+}
+
+func lastSegment(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+// serveClientScript answers requests for the faye browser bundle.
+func (s *Server) serveClientScript(w http.ResponseWriter, r *http.Request) {
+	s.log.Info("client script requested but none is configured", "path", r.URL.Path)
+	http.NotFound(w, r)
+}
+
+// deliver fans an encoded message out to every local session subscribed to
+// a pattern matching channel: one copy per session, the same bytes for all.
+// The engine calls it.
+func (s *Server) deliver(channel string, msg []byte) {
+	bp, _ := s.matchPool.Get().(*[]*Session)
+	if bp == nil {
+		bp = new([]*Session)
+	}
+	subs := s.index.AppendMatch((*bp)[:0], channel)
+	for _, sess := range subs {
+		if !sess.enqueue(msg) {
+			s.log.Warn("dropping slow consumer", "clientId", sess.id, "maxQueueBytes", s.cfg.MaxQueueBytes)
+			go s.end(sess, endSlow)
+		}
+	}
+	clear(subs)
+	*bp = subs[:0]
+	s.matchPool.Put(bp)
+}
+
+// end destroys a session: its subscriptions are removed, its queue is
+// dropped, its held connect is answered and its stream is closed. It is safe
+// to call more than once.
+func (s *Server) end(sess *Session, why endReason) {
+	if !s.sessions.remove(sess) {
+		return
+	}
+	sess.mu.Lock()
+	sess.closed = true
+	subs := sess.subs
+	sess.subs = nil
+	sess.queue, sess.spare, sess.queued = nil, nil, 0
+	p, st, h := sess.poll, sess.stream, sess.held
+	sess.poll, sess.stream, sess.held = nil, nil, nil
+	if p != nil {
+		p.ending, p.ended = true, why
+	}
+	sess.mu.Unlock()
+
+	for pattern := range subs {
+		s.unsubscribeIndex(pattern, sess)
+	}
+	if p != nil {
+		p.wakeUp()
+	}
+	if h != nil {
+		h.timer.Stop()
+		if why == endSlow {
+			h.conn.write(s.endedConnectReply(h, why))
+		} else {
+			h.conn.write(h.reply)
+		}
+	}
+	if st != nil {
+		st.end(why)
+	}
+	s.log.Debug("session ended", "clientId", sess.id, "reason", why)
+}
+
+// endedConnectReply is the reply to a connect held by a session ended for
+// being too slow: unsuccessful, with advice to handshake again.
+func (s *Server) endedConnectReply(h *held, why endReason) []byte {
+	r := reply{channel: metaConnect, err: errSlowConsumer, advice: s.handshakeAdvice()}
+	return r.appendTo(nil)
+}
+
+// unsubscribeIndex removes sess from pattern and tells the engine when this
+// node no longer listens to it.
+func (s *Server) unsubscribeIndex(pattern string, sess *Session) {
+	if _, last := s.index.Remove(pattern, sess); last {
+		if err := s.engine.Unsubscribe(s.ctx, pattern); err != nil {
+			s.log.Warn("engine unsubscribe failed", "pattern", pattern, "err", err)
+		}
+	}
+}
+
+// collect ends sessions whose client has stopped connecting for twice the
+// timeout, like faye.
+func (s *Server) collect() {
+	defer s.wg.Done()
+	every := min(max(s.cfg.Timeout/2, 100*time.Millisecond), 10*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case now := <-t.C:
+			limit := now.Add(-2 * s.cfg.Timeout).UnixNano()
+			s.sessions.each(func(sess *Session) {
+				if sess.lastSeen.Load() >= limit {
+					return
+				}
+				sess.mu.Lock()
+				busy := sess.poll != nil || sess.held != nil
+				sess.mu.Unlock()
+				if !busy {
+					s.end(sess, endExpired)
+				}
+			})
+		}
+	}
+}
+
+// Shutdown drains the server: held connects are answered, WebSockets are
+// closed with 1001 (going away), EventSource streams end, and the engine is
+// closed. New requests get 503. Call it before http.Server.Shutdown, which
+// otherwise waits for held long-polls to time out.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.cancel() // wakes held long-polls and EventSource streams
+	s.connsMu.Lock()
+	conns := make([]*wsConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.connsMu.Unlock()
+	for _, c := range conns {
+		c.shutdown()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := s.engine.Close(); err != nil {
+		return fmt.Errorf("bayeux: closing engine: %w", err)
+	}
+	return nil
+}
+
+// Sessions returns the number of sessions on this node.
+func (s *Server) Sessions() int { return int(s.sessions.count.Load()) }

@@ -1,0 +1,290 @@
+package bayeux
+
+import (
+	"crypto/rand"
+	"hash/maphash"
+	"math/big"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Session is the server's state for one clientId: its subscriptions, the
+// messages queued for it, and the connection (if any) that currently carries
+// them to the client. A session is transport-neutral: a client may connect
+// over long-polling, then a WebSocket, then another WebSocket, without a new
+// handshake.
+type Session struct {
+	id  string
+	srv *Server
+
+	lastSeen atomic.Int64 // unix nanoseconds of the last handshake or connect
+
+	mu     sync.Mutex
+	closed bool
+	queue  [][]byte // encoded messages waiting for a connection, oldest first
+	spare  [][]byte // an emptied queue array kept for reuse
+	queued int      // bytes in queue
+	stream stream   // bound WebSocket or EventSource stream
+	poll   *poll    // held long-poll /meta/connect
+	held   *held    // held /meta/connect on the bound WebSocket
+	subs   map[string]struct{}
+}
+
+// stream is a connection that pushes messages to the client as they arrive
+// (a WebSocket or an EventSource response).
+type stream interface {
+	// notify tells the stream that the session has queued messages. It must
+	// not block.
+	notify()
+	// end closes the stream because its session ended.
+	end(reason endReason)
+}
+
+// endReason says why a session ended.
+type endReason int
+
+const (
+	endDisconnect endReason = iota // the client sent /meta/disconnect
+	endExpired                     // the client stopped connecting
+	endSlow                        // the queue passed MaxQueueBytes
+	endShutdown                    // the server is shutting down
+)
+
+// ID returns the session's clientId.
+func (s *Session) ID() string { return s.id }
+
+func (s *Session) touch() { s.lastSeen.Store(time.Now().UnixNano()) }
+
+// enqueue appends an encoded message to the queue and wakes the connection
+// that will carry it. It never blocks on I/O. It reports false when the queue
+// is over its limit: the caller must then end the session as a slow consumer.
+func (s *Session) enqueue(msg []byte) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return true
+	}
+	if s.queued+len(msg) > s.srv.cfg.MaxQueueBytes {
+		s.mu.Unlock()
+		return false
+	}
+	if s.queue == nil && s.spare != nil {
+		s.queue, s.spare = s.spare, nil
+	}
+	s.queue = append(s.queue, msg)
+	s.queued += len(msg)
+	first := len(s.queue) == 1
+	st, p := s.stream, s.poll
+	s.mu.Unlock()
+	if first {
+		if st != nil {
+			st.notify()
+		}
+		if p != nil {
+			p.wakeUp()
+		}
+	}
+	return true
+}
+
+// takeLocked removes and returns every queued message. The caller gives the
+// slice back with release once the messages are written. s.mu must be held.
+func (s *Session) takeLocked() [][]byte {
+	items := s.queue
+	s.queue, s.queued = nil, 0
+	return items
+}
+
+// take is takeLocked for callers that do not hold s.mu.
+func (s *Session) take() [][]byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.takeLocked()
+}
+
+// release returns a slice obtained from take for reuse.
+func (s *Session) release(items [][]byte) {
+	if items == nil || cap(items) > 1024 {
+		return // let a burst's large array go
+	}
+	clear(items)
+	s.mu.Lock()
+	if s.spare == nil {
+		s.spare = items[:0]
+	}
+	s.mu.Unlock()
+}
+
+// requeue puts messages that could not be written back at the head of the
+// queue, so that nothing is lost when a connection fails mid-write.
+func (s *Session) requeue(items [][]byte) {
+	if len(items) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	n := 0
+	for _, it := range items {
+		n += len(it)
+	}
+	s.queue = append(items[:len(items):len(items)], s.queue...)
+	s.queued += n
+}
+
+// pending reports whether messages are queued.
+func (s *Session) pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) > 0
+}
+
+// bind makes st the session's stream and returns the stream it replaces.
+func (s *Session) bind(st stream) (old stream, ok bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, false
+	}
+	old = s.stream
+	s.stream = st
+	queued := len(s.queue) > 0
+	s.mu.Unlock()
+	if queued {
+		st.notify()
+	}
+	return old, true
+}
+
+// unbind detaches st if it is still the session's stream, and returns the
+// connect held on it, which the caller answers or drops.
+func (s *Session) unbind(st stream) *held {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stream != st {
+		return nil
+	}
+	s.stream = nil
+	h := s.held
+	if h != nil && h.conn == st {
+		s.held = nil
+		h.timer.Stop()
+		return h
+	}
+	return nil
+}
+
+// poll is a long-poll /meta/connect waiting for messages.
+type poll struct {
+	wake       chan struct{}
+	superseded bool      // guarded by the session's mu
+	ended      endReason // guarded by the session's mu; valid when ending
+	ending     bool      // the session ended while the poll waited
+}
+
+func newPoll() *poll { return &poll{wake: make(chan struct{}, 1)} }
+
+func (p *poll) wakeUp() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// held is a /meta/connect held on a WebSocket until the timeout; messages
+// travel on the socket meanwhile.
+type held struct {
+	conn  *wsConn
+	timer *time.Timer
+	reply []byte // the encoded connect reply, sent when the hold ends
+}
+
+// newClientID returns a clientId: 160 random bits written in base 36 and
+// padded to 31 characters, the same shape as faye's, safe in a URL path.
+func newClientID() string {
+	var b [20]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	s := new(big.Int).SetBytes(b[:]).Text(36)
+	for len(s) < 31 {
+		s = "0" + s
+	}
+	return s
+}
+
+// sessionTable maps clientIds to sessions, sharded to keep lock contention
+// low under many concurrent handshakes.
+type sessionTable struct {
+	seed   maphash.Seed
+	shards [32]struct {
+		mu sync.RWMutex
+		m  map[string]*Session
+	}
+	count atomic.Int64
+}
+
+func newSessionTable() *sessionTable {
+	t := &sessionTable{seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].m = make(map[string]*Session)
+	}
+	return t
+}
+
+func (t *sessionTable) shard(id string) int {
+	return int(maphash.String(t.seed, id) % uint64(len(t.shards)))
+}
+
+func (t *sessionTable) get(id string) *Session {
+	sh := &t.shards[t.shard(id)]
+	sh.mu.RLock()
+	s := sh.m[id]
+	sh.mu.RUnlock()
+	return s
+}
+
+// add stores s unless its id is taken, and reports whether it did.
+func (t *sessionTable) add(s *Session) bool {
+	sh := &t.shards[t.shard(s.id)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, dup := sh.m[s.id]; dup {
+		return false
+	}
+	sh.m[s.id] = s
+	t.count.Add(1)
+	return true
+}
+
+// remove deletes s and reports whether it was present.
+func (t *sessionTable) remove(s *Session) bool {
+	sh := &t.shards[t.shard(s.id)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m[s.id] != s {
+		return false
+	}
+	delete(sh.m, s.id)
+	t.count.Add(-1)
+	return true
+}
+
+// each calls fn for every session, one shard snapshot at a time, without
+// holding a lock while fn runs.
+func (t *sessionTable) each(fn func(*Session)) {
+	var buf []*Session
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		buf = buf[:0]
+		for _, s := range sh.m {
+			buf = append(buf, s)
+		}
+		sh.mu.RUnlock()
+		for _, s := range buf {
+			fn(s)
+		}
+	}
+}
