@@ -232,7 +232,7 @@ func (s *Server) waitConnect(ctx context.Context, c *waitingConnect) ([][]byte, 
 	case cancelled:
 	case p.ending:
 		if p.ended == endSlow {
-			c.reply = reply{id: c.reply.id, channel: metaConnect, err: errSlowConsumer, advice: s.handshakeAdvice()}
+			c.reply = s.slowReply(c.reply.id)
 		}
 	case !p.superseded:
 		msgs = sess.takeLocked()

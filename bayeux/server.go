@@ -189,7 +189,8 @@ func (s *Server) end(sess *Session, why endReason) {
 	if h != nil {
 		h.timer.Stop()
 		if why == endSlow {
-			h.conn.write(s.endedConnectReply(h, why))
+			r := s.slowReply(h.id)
+			h.conn.write(r.appendTo(nil))
 		} else {
 			h.conn.write(h.reply)
 		}
@@ -200,11 +201,10 @@ func (s *Server) end(sess *Session, why endReason) {
 	s.log.Debug("session ended", "clientId", sess.id, "reason", why)
 }
 
-// endedConnectReply is the reply to a connect held by a session ended for
-// being too slow: unsuccessful, with advice to handshake again.
-func (s *Server) endedConnectReply(h *held, why endReason) []byte {
-	r := reply{channel: metaConnect, err: errSlowConsumer, advice: s.handshakeAdvice()}
-	return r.appendTo(nil)
+// slowReply answers the connect (with id) of a session ended for being too
+// slow: unsuccessful, with advice to handshake again.
+func (s *Server) slowReply(id string) reply {
+	return reply{id: id, channel: metaConnect, err: errSlowConsumer, advice: s.handshakeAdvice()}
 }
 
 // unsubscribeIndex removes sess from pattern and tells the engine when this

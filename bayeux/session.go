@@ -200,6 +200,7 @@ type held struct {
 	conn  *wsConn
 	timer *time.Timer
 	reply []byte // the encoded connect reply, sent when the hold ends
+	id    string // the connect's id
 }
 
 // newClientID returns a clientId: 160 random bits written in base 36 and

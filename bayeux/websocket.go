@@ -127,7 +127,7 @@ func (c *wsConn) connect(sess *Session, r *reply, hold time.Duration, x *exchang
 		olderPoll.superseded = true
 	}
 	if hold > 0 {
-		h := &held{conn: c, reply: r.appendTo(nil)}
+		h := &held{conn: c, reply: r.appendTo(nil), id: r.id}
 		h.timer = time.AfterFunc(hold, func() { c.release(sess, h) })
 		sess.held = h
 	}

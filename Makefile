@@ -1,0 +1,17 @@
+# The two commands a newcomer needs:
+#   make run    start the server (in-memory engine) on http://127.0.0.1:8000/bayeux
+#   make test   run every test: go vet, unit tests with the race detector, and the
+#               compatibility suites with the real faye and CometD clients
+.PHONY: run test build bench
+
+run:
+	go run ./cmd/bayou
+
+test:
+	./scripts/test.sh
+
+build:
+	go build -o bin/bayou ./cmd/bayou
+
+bench:
+	go test -run '^$$' -bench . -benchmem ./channels/ ./bayeux/

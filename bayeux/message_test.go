@@ -1,0 +1,137 @@
+package bayeux
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestParseBatch(t *testing.T) {
+	tests := []struct {
+		name    string
+		body    string
+		wantErr bool
+		want    []Message
+	}{
+		{name: "malformed", body: `{bad`, wantErr: true},
+		{name: "primitive number", body: `1`, wantErr: true},
+		{name: "primitive string", body: `"x"`, wantErr: true},
+		{name: "empty body", body: ``, wantErr: true},
+		{name: "null is an empty batch", body: `null`, want: nil},
+		{name: "empty batch", body: `[]`, want: []Message{}},
+		{name: "bare object", body: `{"channel":"/a","data":1}`, want: []Message{{Channel: "/a", Data: "1"}}},
+		{
+			name: "every field",
+			body: `[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket","long-polling"],"id":"1","ext":{"k":[1,2]},"advice":{"timeout":0}}]`,
+			want: []Message{{Channel: "/meta/handshake", Version: "1.0", ConnectionTypes: []string{"websocket", "long-polling"},
+				HasConnectionTypes: true, ID: `"1"`, Ext: `{"k":[1,2]}`, AdviceTimeout: 0, HasAdviceTimeout: true}},
+		},
+		{
+			name: "data kept byte for byte",
+			body: `{"channel":"/a","data":{ "b" : 12345678901234567890, "a":"é\u2028" },"id":7}`,
+			want: []Message{{Channel: "/a", Data: `{ "b" : 12345678901234567890, "a":"é\u2028" }`, ID: `7`}},
+		},
+		{name: "null data is present", body: `{"channel":"/a","data":null}`, want: []Message{{Channel: "/a", Data: "null"}}},
+		{name: "falsy version is missing", body: `{"channel":"/meta/handshake","version":""}`, want: []Message{{Channel: "/meta/handshake"}}},
+		{
+			name: "subscription array kept raw",
+			body: `{"channel":"/meta/subscribe","clientId":"c","subscription":["/a","/b"]}`,
+			want: []Message{{Channel: "/meta/subscribe", ClientID: "c", Subscription: `["/a","/b"]`}},
+		},
+		{name: "non-object element", body: `[1]`, want: []Message{{}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseBatch([]byte(tt.body))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("got %d messages %+v, want %d", len(got), got, len(tt.want))
+			}
+			for i := range got {
+				g, w := got[i], tt.want[i]
+				if g.Channel != w.Channel || g.ClientID != w.ClientID || g.ID != w.ID || g.Version != w.Version ||
+					g.Data != w.Data || g.Ext != w.Ext || g.Subscription != w.Subscription ||
+					g.HasConnectionTypes != w.HasConnectionTypes || strings.Join(g.ConnectionTypes, ",") != strings.Join(w.ConnectionTypes, ",") ||
+					g.HasAdviceTimeout != w.HasAdviceTimeout || g.AdviceTimeout != w.AdviceTimeout {
+					t.Errorf("message %d:\n got %+v\nwant %+v", i, g, w)
+				}
+			}
+		})
+	}
+}
+
+func TestAppendString(t *testing.T) {
+	for _, s := range []string{"", "plain", `q"b\s`, "nl\n\r\t", "ctl\x01\x1f", "é😀", "sep\u2028\u2029", "bad\xffutf8"} {
+		out := appendString(nil, s)
+		var back string
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("appendString(%q) = %s: invalid JSON: %v", s, out, err)
+		}
+		want := strings.ToValidUTF8(s, "\uFFFD")
+		if back != want {
+			t.Errorf("appendString(%q) round-trips to %q", s, back)
+		}
+		if strings.ContainsRune(string(out), '\u2028') || strings.ContainsRune(string(out), '\u2029') {
+			t.Errorf("appendString(%q) = %s: line separators not escaped", s, out)
+		}
+	}
+}
+
+func TestEncodeDeliveryWhitelist(t *testing.T) {
+	msgs, err := parseBatch([]byte(`{"channel":"/x","data":{"v":1},"id":"7","ext":{"e":1},"clientId":"c","advice":{"reconnect":"none"},"successful":true,"error":"e","custom":"c"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(encodeDelivery(&msgs[0]))
+	want := `{"channel":"/x","data":{"v":1},"id":"7","ext":{"e":1}}`
+	if got != want {
+		t.Fatalf("delivery = %s, want %s", got, want)
+	}
+}
+
+func TestReplyEncoding(t *testing.T) {
+	tests := []struct {
+		r    reply
+		want string
+	}{
+		{reply{channel: "/foo", successful: true}, `{"channel":"/foo","successful":true}`},
+		{reply{id: `"1"`, channel: metaHandshake, successful: false, version: true, connTypes: true,
+			err: "402:version:Missing required parameter", advice: &advice{reconnect: "handshake", interval: 1000}},
+			`{"id":"1","channel":"/meta/handshake","successful":false,"version":"1.0","supportedConnectionTypes":["long-polling","cross-origin-long-polling","callback-polling","websocket","eventsource"],"error":"402:version:Missing required parameter","advice":{"reconnect":"handshake","interval":1000}}`},
+		{reply{id: `9`, clientID: "c", channel: metaSubscribe, subscription: `["/a"]`, err: "405:/a/*/b:Invalid channel"},
+			`{"id":9,"clientId":"c","channel":"/meta/subscribe","successful":false,"error":"405:/a/*/b:Invalid channel","subscription":["/a"]}`},
+		{reply{clientID: "c", channel: metaConnect, successful: true, advice: &advice{reconnect: "retry", timeout: 25000, hasTimeout: true}},
+			`{"clientId":"c","channel":"/meta/connect","successful":true,"advice":{"reconnect":"retry","interval":0,"timeout":25000}}`},
+	}
+	for _, tt := range tests {
+		if got := string(tt.r.appendTo(nil)); got != tt.want {
+			t.Errorf("got  %s\nwant %s", got, tt.want)
+		}
+	}
+}
+
+func TestClientIDShape(t *testing.T) {
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newClientID()
+		if len(id) != 31 || strings.Trim(id, "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
+			t.Fatalf("clientId %q is not 31 characters of [0-9a-z]", id)
+		}
+		if seen[id] {
+			t.Fatalf("clientId %q repeated", id)
+		}
+		seen[id] = true
+	}
+}
+
+func TestEscapeJSSeparators(t *testing.T) {
+	got := string(escapeJSSeparators([]byte("a\u2028b\u2029c")))
+	if got != `a\u2028b\u2029c` {
+		t.Fatalf("got %q", got)
+	}
+}

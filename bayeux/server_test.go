@@ -1,0 +1,320 @@
+package bayeux
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/tidwall/gjson"
+)
+
+// testServer runs a Server on a loopback httptest server.
+type testServer struct {
+	*Server
+	http *httptest.Server
+	url  string // the mount URL
+}
+
+func newTestServer(t *testing.T, cfg Config) *testServer {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	srv, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		hs.Close()
+	})
+	return &testServer{Server: srv, http: hs, url: hs.URL + srv.cfg.Mount}
+}
+
+// post sends body as JSON and returns the parsed reply array.
+func (ts *testServer) post(t *testing.T, body string) gjson.Result {
+	t.Helper()
+	return ts.postCtx(t, context.Background(), body)
+}
+
+func (ts *testServer) postCtx(t *testing.T, ctx context.Context, body string) gjson.Result {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", body, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: status %d %s", body, res.StatusCode, b)
+	}
+	return gjson.ParseBytes(b)
+}
+
+func (ts *testServer) handshake(t *testing.T) string {
+	t.Helper()
+	r := ts.post(t, `{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling","websocket"]}`)
+	id := r.Get("0.clientId").String()
+	if id == "" {
+		t.Fatalf("handshake failed: %s", r.Raw)
+	}
+	return id
+}
+
+func (ts *testServer) subscribe(t *testing.T, id, pattern string) {
+	t.Helper()
+	r := ts.post(t, `{"channel":"/meta/subscribe","clientId":"`+id+`","subscription":"`+pattern+`"}`)
+	if !r.Get("0.successful").Bool() {
+		t.Fatalf("subscribe %s: %s", pattern, r.Raw)
+	}
+}
+
+func (ts *testServer) publish(t *testing.T, channel, data string) {
+	t.Helper()
+	r := ts.post(t, `{"channel":"`+channel+`","data":`+data+`}`)
+	if !r.Get("0.successful").Bool() {
+		t.Fatalf("publish: %s", r.Raw)
+	}
+}
+
+func connectBody(id string, extra string) string {
+	return `{"channel":"/meta/connect","clientId":"` + id + `","connectionType":"long-polling"` + extra + `}`
+}
+
+// dial opens a WebSocket to the server.
+func (ts *testServer) dial(t *testing.T) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func readFrame(t *testing.T, c *websocket.Conn, within time.Duration) gjson.Result {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(within))
+	_, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("reading frame: %v", err)
+	}
+	r := gjson.ParseBytes(b)
+	if !r.IsArray() {
+		t.Fatalf("frame is not a JSON array: %s", b)
+	}
+	return r
+}
+
+func TestCancelledLongPollKeepsMessages(t *testing.T) {
+	ts := newTestServer(t, Config{Timeout: 5 * time.Second})
+	id := ts.handshake(t)
+	ts.subscribe(t, id, "/a")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.url, strings.NewReader(connectBody(id, "")))
+		req.Header.Set("Content-Type", "application/json")
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	waitFor(t, func() bool { s := ts.sessions.get(id); s.mu.Lock(); defer s.mu.Unlock(); return s.poll != nil })
+	cancel() // the client goes away while its connect is held
+	<-done
+	waitFor(t, func() bool { s := ts.sessions.get(id); s.mu.Lock(); defer s.mu.Unlock(); return s.poll == nil })
+
+	ts.publish(t, "/a", `"kept"`)
+	r := ts.post(t, connectBody(id, `,"advice":{"timeout":0}`))
+	if got := r.Get(`#(channel=="/a").data`).String(); got != "kept" {
+		t.Fatalf("message published after the cancelled poll was lost: %s", r.Raw)
+	}
+}
+
+func TestSecondConnectAnswersTheFirst(t *testing.T) {
+	ts := newTestServer(t, Config{Timeout: 10 * time.Second})
+	id := ts.handshake(t)
+	first := make(chan time.Duration, 1)
+	start := time.Now()
+	go func() {
+		ts.post(t, connectBody(id, `,"id":"a"`))
+		first <- time.Since(start)
+	}()
+	waitFor(t, func() bool { s := ts.sessions.get(id); s.mu.Lock(); defer s.mu.Unlock(); return s.poll != nil })
+	go ts.post(t, connectBody(id, `,"id":"b"`))
+	select {
+	case d := <-first:
+		if d > 5*time.Second {
+			t.Fatalf("first connect answered after %v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the older held connect was not answered when a newer one arrived")
+	}
+}
+
+func TestSlowConsumerIsDropped(t *testing.T) {
+	ts := newTestServer(t, Config{MaxQueueBytes: 1000})
+	id := ts.handshake(t)
+	ts.subscribe(t, id, "/slow")
+	big := `"` + strings.Repeat("x", 300) + `"`
+	for range 4 { // the fourth message passes 1000 queued bytes
+		ts.publish(t, "/slow", big)
+	}
+	waitFor(t, func() bool { return ts.sessions.get(id) == nil })
+	r := ts.post(t, connectBody(id, ""))
+	if r.Get("0.error").String() != "401:"+id+":Unknown client" || r.Get("0.advice.reconnect").String() != "handshake" {
+		t.Fatalf("connect after the drop: %s", r.Raw)
+	}
+	if n := ts.index.Count("/slow"); n != 0 {
+		t.Fatalf("dropped session still has %d subscription(s) in the index", n)
+	}
+}
+
+func TestSlowConsumerHeldConnectGetsHandshakeAdvice(t *testing.T) {
+	ts := newTestServer(t, Config{Timeout: 10 * time.Second})
+	id := ts.handshake(t)
+	sess := ts.sessions.get(id)
+	answered := make(chan gjson.Result, 1)
+	go func() { answered <- ts.post(t, connectBody(id, `,"id":"h"`)) }()
+	waitFor(t, func() bool { sess.mu.Lock(); defer sess.mu.Unlock(); return sess.poll != nil })
+	ts.end(sess, endSlow)
+	select {
+	case r := <-answered:
+		if r.Get("0.successful").Bool() || r.Get("0.id").String() != "h" || r.Get("0.error").String() != errSlowConsumer ||
+			r.Get("0.advice.reconnect").String() != "handshake" || !r.Get("0.advice.interval").Exists() {
+			t.Fatalf("held connect of a dropped session: %s", r.Raw)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("held connect not answered when its session was dropped")
+	}
+}
+
+func TestSessionCollection(t *testing.T) {
+	ts := newTestServer(t, Config{Timeout: 200 * time.Millisecond})
+	idle := ts.handshake(t)
+	ts.subscribe(t, idle, "/gc")
+	waitFor(t, func() bool { return ts.sessions.get(idle) == nil })
+	if ts.index.Count("/gc") != 0 {
+		t.Fatal("collected session left its subscription")
+	}
+}
+
+func TestWebSocketRebindAndReload(t *testing.T) {
+	ts := newTestServer(t, Config{Timeout: 5 * time.Second})
+	ws := ts.dial(t)
+	// Handshake on the socket (CometD style), connect, subscribe.
+	send := func(c *websocket.Conn, s string) {
+		if err := c.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(ws, `[{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"],"id":"1"}]`)
+	id1 := readFrame(t, ws, 2*time.Second).Get("0.clientId").String()
+	send(ws, `[{"channel":"/meta/connect","clientId":"`+id1+`","connectionType":"websocket","id":"2","advice":{"timeout":0}},{"channel":"/meta/subscribe","clientId":"`+id1+`","subscription":"/r","id":"3"}]`)
+	if r := readFrame(t, ws, 2*time.Second); r.Get("#").Int() != 2 {
+		t.Fatalf("replies: %s", r.Raw)
+	}
+	// Re-handshake over HTTP and connect the NEW id on the same socket.
+	id2 := ts.handshake(t)
+	ts.subscribe(t, id2, "/r2")
+	send(ws, `[{"channel":"/meta/connect","clientId":"`+id2+`","connectionType":"websocket","id":"4","advice":{"timeout":0}}]`)
+	if r := readFrame(t, ws, 2*time.Second); r.Get("0.id").String() != "4" {
+		t.Fatalf("connect reply: %s", r.Raw)
+	}
+	ts.publish(t, "/r2", `"to-new-session"`)
+	if r := readFrame(t, ws, 2*time.Second); r.Get("0.data").String() != "to-new-session" {
+		t.Fatalf("delivery after rebind: %s", r.Raw)
+	}
+	// A known clientId on a brand-new socket, without a handshake (reload).
+	ws2 := ts.dial(t)
+	send(ws2, `[{"channel":"/meta/connect","clientId":"`+id2+`","connectionType":"websocket","id":"5","advice":{"timeout":0}}]`)
+	if r := readFrame(t, ws2, 2*time.Second); !r.Get("0.successful").Bool() {
+		t.Fatalf("reload connect: %s", r.Raw)
+	}
+	ts.publish(t, "/r2", `"after-reload"`)
+	if r := readFrame(t, ws2, 2*time.Second); r.Get("0.data").String() != "after-reload" {
+		t.Fatalf("delivery after reload: %s", r.Raw)
+	}
+}
+
+func TestShutdownAnswersHeldConnectsAndClosesSockets(t *testing.T) {
+	ts := newTestServer(t, Config{Timeout: 20 * time.Second})
+	lp := ts.handshake(t)
+	ws := ts.dial(t)
+	wsID := ts.handshake(t)
+	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+wsID+`","connectionType":"websocket","id":"9"}]`))
+	waitFor(t, func() bool { s := ts.sessions.get(wsID); s.mu.Lock(); defer s.mu.Unlock(); return s.held != nil })
+
+	answered := make(chan gjson.Result, 1)
+	go func() { answered <- ts.post(t, connectBody(lp, "")) }()
+	waitFor(t, func() bool { s := ts.sessions.get(lp); s.mu.Lock(); defer s.mu.Unlock(); return s.poll != nil })
+
+	go func() { _ = ts.Shutdown(context.Background()) }()
+	select {
+	case r := <-answered:
+		if !r.Get("0.successful").Bool() {
+			t.Fatalf("held long-poll answer: %s", r.Raw)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("held long-poll not answered at shutdown")
+	}
+	if r := readFrame(t, ws, 3*time.Second); r.Get("0.id").String() != "9" {
+		t.Fatalf("held WebSocket connect answer: %s", r.Raw)
+	}
+	_, _, err := ws.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("socket closed with %v, want 1001", err)
+	}
+}
+
+func TestConcurrentPublishSubscribe(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	const clients, msgs = 8, 50
+	var wg sync.WaitGroup
+	ids := make([]string, clients)
+	for i := range ids {
+		ids[i] = ts.handshake(t)
+		ts.subscribe(t, ids[i], "/c/**")
+	}
+	for p := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range msgs {
+				ts.Server.deliver("/c/x", []byte(`{"channel":"/c/x","data":[`+string(rune('0'+p))+`,`+strings.Repeat("1", i%3+1)+`]}`))
+			}
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		s := ts.sessions.get(id)
+		if n := len(s.take()); n != 4*msgs {
+			t.Fatalf("session %s has %d queued, want %d", id, n, 4*msgs)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of the project. Installs what the tests need (the npm
+# packages of the real faye and CometD clients, pinned in
+# compat/node/package-lock.json) when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './compat/node/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "npm packages for the compatibility suites"
+./scripts/npm-install.sh
+
+step "go build"
+mkdir -p bin
+go build -o bin/bayou ./cmd/bayou
+
+step "go test -race (unit tests and wire probes against the bayou binary)"
+go test -race -count=1 -timeout 15m ./...
+
+step "faye and CometD Node clients against bayou"
+(cd compat/node && BAYOU_BIN="$PWD/../../bin/bayou" node --test --test-concurrency=2 test/)
