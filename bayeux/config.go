@@ -57,6 +57,12 @@ type Config struct {
 	// (faye's, the default) or channels.Wide (CometD's).
 	Grammar channels.Grammar
 
+	// ClientScript is the path of a browser bundle (such as faye's
+	// client/faye-browser-min.js from an npm install) served at
+	// {Mount}.js and {Mount}/client.js for pages to load. Default: none,
+	// and those paths answer 404.
+	ClientScript string
+
 	// Engine carries publishes and subscriptions between nodes. Default: an
 	// in-memory engine for a single node.
 	Engine Engine

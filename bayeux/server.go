@@ -37,6 +37,9 @@ type Server struct {
 	conns   map[*wsConn]struct{} // open WebSockets, closed at shutdown
 
 	matchPool sync.Pool // *[]*Session scratch for fan-out
+
+	script     *clientScript // the browser bundle, if configured
+	scriptHint sync.Once     // logs how to configure it, once
 }
 
 // New returns a Server configured by cfg and starts its engine and its
@@ -66,6 +69,14 @@ func New(cfg Config) (*Server, error) {
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(r *http.Request) bool { return s.originAllowed(r.Header.Get("Origin")) },
 	}
+	if cfg.ClientScript != "" {
+		cs, err := loadClientScript(cfg.ClientScript)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		s.script = cs
+	}
 	if err := s.engine.Start(ctx, s.deliver); err != nil {
 		cancel()
 		return nil, fmt.Errorf("bayeux: starting engine: %w", err)
@@ -92,6 +103,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Server shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.Debug("request", "transport", transportOf(r, rest), "method", r.Method, "path", r.URL.Path,
+			"origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+	}
 	switch {
 	case websocket.IsWebSocketUpgrade(r):
 		s.serveWebSocket(w, r)
@@ -108,6 +123,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		badRequest(w)
 	}
+}
+
+// transportOf names the transport of a request on the mount, for logs.
+func transportOf(r *http.Request, rest string) string {
+	switch {
+	case websocket.IsWebSocketUpgrade(r):
+		return "websocket"
+	case strings.HasSuffix(rest, ".js") || strings.HasSuffix(rest, ".map"):
+		return "client-script"
+	case r.Method == http.MethodOptions || r.Header.Get("Access-Control-Request-Method") != "":
+		return "cors-preflight"
+	case r.Method == http.MethodGet && acceptsEventStream(r):
+		return "eventsource"
+	case r.Method == http.MethodGet:
+		return "callback-polling"
+	case r.Method == http.MethodPost && r.Header.Get("Origin") != "" && !sameOrigin(r):
+		return "cross-origin-long-polling"
+	}
+	return "long-polling"
+}
+
+// sameOrigin reports whether the request's Origin names the host it was sent to.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if i := strings.Index(o, "://"); i >= 0 {
+		o = o[i+3:]
+	}
+	return o == r.Host
 }
 
 // subpath reports whether path is served by the mount (the mount itself,
@@ -133,12 +176,6 @@ func lastSegment(p string) string {
 		return p[i+1:]
 	}
 	return p
-}
-
-// serveClientScript answers requests for the faye browser bundle.
-func (s *Server) serveClientScript(w http.ResponseWriter, r *http.Request) {
-	s.log.Info("client script requested but none is configured", "path", r.URL.Path)
-	http.NotFound(w, r)
 }
 
 // deliver fans an encoded message out to every local session subscribed to

@@ -22,6 +22,7 @@ type options struct {
 	allowedOrigins string
 	maxMessageSize int64
 	maxQueueBytes  int
+	clientJS       string
 	logLevel       string
 }
 
@@ -56,6 +57,7 @@ Flags:
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated browser origins allowed to connect (e.g. https://app.example.com); empty allows any origin")
 	fs.Int64Var(&o.maxMessageSize, "max-message-size", 1<<20, "largest WebSocket frame or HTTP request body accepted, in bytes")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 4<<20, "bytes that may wait for one client before it is dropped as a slow consumer")
+	fs.StringVar(&o.clientJS, "client-js", "", "path of a browser bundle to serve at <mount>.js and <mount>/client.js (e.g. node_modules/faye/client/faye-browser-min.js)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 
 	// Environment values become the flags' values before the command line
@@ -99,6 +101,7 @@ func (o *options) config(log *slog.Logger) bayeux.Config {
 		Ping:           seconds(o.ping),
 		MaxMessageSize: o.maxMessageSize,
 		MaxQueueBytes:  o.maxQueueBytes,
+		ClientScript:   o.clientJS,
 		Logger:         log,
 	}
 	if o.ping == 0 {

@@ -24,7 +24,9 @@ func TestParseOptions(t *testing.T) {
 			return o.addr == "127.0.0.1:8000" && o.mount == "/bayeux" && o.timeout == 25 && o.ping == 25 && o.maxMessageSize == 1<<20
 		}},
 		{name: "environment", env: map[string]string{"BAYOU_ADDR": ":9", "BAYOU_TIMEOUT": "3.5", "BAYOU_ALLOWED_ORIGINS": "http://a, http://b"},
-			check: func(o *options) bool { return o.addr == ":9" && o.timeout == 3.5 && o.allowedOrigins == "http://a, http://b" }},
+			check: func(o *options) bool {
+				return o.addr == ":9" && o.timeout == 3.5 && o.allowedOrigins == "http://a, http://b"
+			}},
 		{name: "flag beats environment", args: []string{"--addr", ":7"}, env: map[string]string{"BAYOU_ADDR": ":9"},
 			check: func(o *options) bool { return o.addr == ":7" }},
 		{name: "bad environment value", env: map[string]string{"BAYOU_TIMEOUT": "soon"}, wantErr: "BAYOU_TIMEOUT"},
