@@ -27,8 +27,8 @@ func BenchmarkEncodeDelivery(b *testing.B) {
 }
 
 func BenchmarkEncodeReply(b *testing.B) {
-	r := reply{id: `"1a"`, clientID: "kpxlpe1y3vpqfd4ckhvnfxbsuy3dtwh", channel: metaConnect, successful: true,
-		advice: &advice{reconnect: "retry", timeout: 25000, hasTimeout: true}}
+	r := Reply{ID: `"1a"`, ClientID: "kpxlpe1y3vpqfd4ckhvnfxbsuy3dtwh", Channel: metaConnect, Successful: true,
+		Advice: &Advice{Reconnect: "retry", Timeout: 25000, HasTimeout: true}}
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()
 	for b.Loop() {
@@ -45,7 +45,8 @@ func benchServer(b *testing.B, n int, pattern string) (*Server, []*Session) {
 	b.Cleanup(func() { _ = srv.Shutdown(b.Context()) })
 	sessions := make([]*Session, n)
 	for i := range sessions {
-		sessions[i] = srv.newSession()
+		sessions[i] = srv.allocSession()
+		srv.register(sessions[i])
 		if err := srv.subscribeSession(sessions[i], pattern); err != nil {
 			b.Fatal(err)
 		}
@@ -67,11 +68,11 @@ func drain(sessions []*Session) {
 // the steady state).
 func BenchmarkFanout1000(b *testing.B) {
 	srv, sessions := benchServer(b, 1000, "/chat/*")
-	msg := []byte(`{"channel":"/chat/room-42","data":{"user":"ana","text":"hello"},"id":"1a"}`)
+	p := &Publication{Channel: "/chat/room-42", Message: []byte(`{"channel":"/chat/room-42","data":{"user":"ana","text":"hello"},"id":"1a"}`)}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		srv.deliver("/chat/room-42", msg)
+		srv.deliver(p)
 		if i++; i%32 == 0 {
 			drain(sessions)
 		}
@@ -91,7 +92,7 @@ func BenchmarkPublish1000(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		x := srv.newExchange(nil, nil)
+		x := srv.newExchange(b.Context(), nil, nil)
 		x.run(msgs)
 		if i++; i%32 == 0 {
 			drain(sessions)
@@ -105,7 +106,7 @@ func BenchmarkHandshake(b *testing.B) {
 	msgs, _ := parseBatch([]byte(`{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"]}`))
 	b.ReportAllocs()
 	for b.Loop() {
-		x := srv.newExchange(nil, nil)
+		x := srv.newExchange(b.Context(), nil, nil)
 		x.run(msgs)
 	}
 	b.StopTimer()

@@ -63,6 +63,19 @@ type Config struct {
 	// and those paths answer 404.
 	ClientScript string
 
+	// Extensions see every incoming message and outgoing reply, in order
+	// (see Extension); those that implement DeliveryFilter also see each
+	// copy of a publication per recipient.
+	Extensions []Extension
+
+	// Events are called when sessions are created, subscribe, publish and
+	// end.
+	Events Events
+
+	// ExcludeSender lists channel patterns (such as "/chat/**") on which a
+	// client does not receive the messages it publishes itself.
+	ExcludeSender []string
+
 	// Engine carries publishes and subscriptions between nodes. Default: an
 	// in-memory engine for a single node.
 	Engine Engine
@@ -110,4 +123,23 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// Events are callbacks for what happens to sessions on this node. They are
+// called on the goroutine handling the action, after it took effect, and
+// must not block for long. Nil callbacks are skipped.
+type Events struct {
+	// Handshake is called when a session is created.
+	Handshake func(s *Session)
+	// Subscribe is called when a session subscribes to a channel or pattern
+	// it was not subscribed to.
+	Subscribe func(s *Session, channel string)
+	// Unsubscribe is called when a subscription ends, including each one
+	// of a session that ends.
+	Unsubscribe func(s *Session, channel string)
+	// Publish is called for every accepted publish, data being its raw
+	// JSON. s is nil for anonymous publishes and the server's own.
+	Publish func(s *Session, channel string, data []byte)
+	// Disconnect is called when a session ends.
+	Disconnect func(s *Session, why EndReason)
 }

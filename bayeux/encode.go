@@ -5,27 +5,34 @@ import (
 	"unicode/utf8"
 )
 
-// reply is the server's answer to one message. It is encoded with appendTo,
-// field by field, in the order faye uses.
-type reply struct {
-	id           string // raw JSON; omitted when empty
-	clientID     string // omitted when empty
-	channel      string // omitted when empty
-	successful   bool
-	version      bool   // adds "version":"1.0" (handshakes)
-	connTypes    bool   // adds supportedConnectionTypes (handshakes)
-	err          string // omitted when empty
-	subscription string // raw JSON; omitted when empty
-	advice       *advice
-	ext          string // raw JSON; omitted when empty
+// Reply is the server's answer to one message. Outgoing extensions may
+// change it (for example add advice or ext) before it is encoded.
+type Reply struct {
+	ID           string // raw JSON of the request's id; omitted when empty
+	ClientID     string // omitted when empty
+	Channel      string // omitted when empty
+	Successful   bool
+	Error        string // omitted when empty
+	Subscription string // raw JSON; omitted when empty
+	Advice       *Advice
+	Ext          string // raw JSON object; omitted when empty
+	Data         string // raw JSON; set on the replies of /service handlers
+
+	// Session is the session the reply goes to, when there is one.
+	Session *Session
+
+	version   bool // adds "version":"1.0" (handshakes)
+	connTypes bool // adds supportedConnectionTypes (handshakes)
 }
 
-// advice is Bayeux reconnect advice; intervals and timeouts in milliseconds.
-type advice struct {
-	reconnect  string
-	interval   int64
-	timeout    int64
-	hasTimeout bool
+// Advice is Bayeux reconnect advice: intervals and timeouts in
+// milliseconds. Reconnect is "retry", "handshake" or "none".
+type Advice struct {
+	Reconnect string
+	Interval  int64
+	Timeout   int64
+	// HasTimeout reports whether Timeout is sent.
+	HasTimeout bool
 }
 
 // connectionTypes are the transports this server implements, in faye's
@@ -55,24 +62,24 @@ func supportedConnectionType(t string) bool {
 }
 
 // appendTo appends the JSON object of r to b.
-func (r *reply) appendTo(b []byte) []byte {
+func (r *Reply) appendTo(b []byte) []byte {
 	b = append(b, '{')
-	if r.id != "" {
+	if r.ID != "" {
 		b = append(b, `"id":`...)
-		b = append(b, r.id...)
+		b = append(b, r.ID...)
 		b = append(b, ',')
 	}
-	if r.clientID != "" {
+	if r.ClientID != "" {
 		b = append(b, `"clientId":`...)
-		b = appendString(b, r.clientID)
+		b = appendString(b, r.ClientID)
 		b = append(b, ',')
 	}
-	if r.channel != "" {
+	if r.Channel != "" {
 		b = append(b, `"channel":`...)
-		b = appendString(b, r.channel)
+		b = appendString(b, r.Channel)
 		b = append(b, ',')
 	}
-	if r.successful {
+	if r.Successful {
 		b = append(b, `"successful":true`...)
 	} else {
 		b = append(b, `"successful":false`...)
@@ -84,28 +91,32 @@ func (r *reply) appendTo(b []byte) []byte {
 		b = append(b, `,"supportedConnectionTypes":`...)
 		b = append(b, connectionTypesJSON...)
 	}
-	if r.err != "" {
+	if r.Error != "" {
 		b = append(b, `,"error":`...)
-		b = appendString(b, r.err)
+		b = appendString(b, r.Error)
 	}
-	if r.subscription != "" {
+	if r.Subscription != "" {
 		b = append(b, `,"subscription":`...)
-		b = append(b, r.subscription...)
+		b = append(b, r.Subscription...)
 	}
-	if a := r.advice; a != nil {
+	if a := r.Advice; a != nil {
 		b = append(b, `,"advice":{"reconnect":`...)
-		b = appendString(b, a.reconnect)
+		b = appendString(b, a.Reconnect)
 		b = append(b, `,"interval":`...)
-		b = strconv.AppendInt(b, a.interval, 10)
-		if a.hasTimeout {
+		b = strconv.AppendInt(b, a.Interval, 10)
+		if a.HasTimeout {
 			b = append(b, `,"timeout":`...)
-			b = strconv.AppendInt(b, a.timeout, 10)
+			b = strconv.AppendInt(b, a.Timeout, 10)
 		}
 		b = append(b, '}')
 	}
-	if r.ext != "" {
+	if r.Ext != "" {
 		b = append(b, `,"ext":`...)
-		b = append(b, r.ext...)
+		b = append(b, r.Ext...)
+	}
+	if r.Data != "" {
+		b = append(b, `,"data":`...)
+		b = append(b, r.Data...)
 	}
 	return append(b, '}')
 }

@@ -16,17 +16,16 @@ import (
 // sessions, so the cost of a publish in the engine does not grow with the
 // number of subscribers.
 type Engine interface {
-	// Start begins delivering publishes to deliver, which the engine calls
-	// with the channel and the encoded message (a JSON object, shared by all
-	// recipients: it must not be modified). deliver is safe for concurrent
-	// use; the engine must keep the messages of one publisher in the order
-	// they were published. The engine stops delivering when ctx is done.
-	Start(ctx context.Context, deliver func(channel string, msg []byte)) error
+	// Start begins delivering publications to deliver. deliver is safe for
+	// concurrent use; the engine must keep the messages of one publisher in
+	// the order they were published. The engine stops delivering when ctx is
+	// done.
+	Start(ctx context.Context, deliver func(*Publication)) error
 
-	// Publish sends msg to every node listening to a pattern that matches
-	// channel, this one included. An error means the message was not
+	// Publish sends p to every node listening to a pattern that matches
+	// p.Channel, this one included. An error means the message was not
 	// published.
-	Publish(ctx context.Context, channel string, msg []byte) error
+	Publish(ctx context.Context, p *Publication) error
 
 	// Subscribe tells the engine that this node has sessions subscribed to
 	// pattern (a channel name or a wildcard pattern). It is called when the
@@ -40,6 +39,18 @@ type Engine interface {
 	Close() error
 }
 
+// Publication is a published message on its way to subscribers.
+type Publication struct {
+	// Channel is the channel it was published to.
+	Channel string
+	// Message is the encoded message subscribers receive, shared by all of
+	// them: it must not be modified.
+	Message []byte
+	// Exclude is a clientId that must not receive it (a publisher on a
+	// channel where senders are excluded); empty for none.
+	Exclude string
+}
+
 // ErrEngineClosed is returned by an engine that is not started or closed.
 var ErrEngineClosed = errors.New("bayeux: engine closed")
 
@@ -47,14 +58,14 @@ var ErrEngineClosed = errors.New("bayeux: engine closed")
 // the publisher's goroutine, which keeps each publisher's messages in order.
 type memoryEngine struct {
 	mu      sync.RWMutex
-	deliver func(channel string, msg []byte)
+	deliver func(*Publication)
 }
 
 // NewMemoryEngine returns the Engine of a single node: publishes go straight
 // to the node's own subscribers.
 func NewMemoryEngine() Engine { return &memoryEngine{} }
 
-func (e *memoryEngine) Start(ctx context.Context, deliver func(string, []byte)) error {
+func (e *memoryEngine) Start(ctx context.Context, deliver func(*Publication)) error {
 	e.mu.Lock()
 	e.deliver = deliver
 	e.mu.Unlock()
@@ -62,14 +73,14 @@ func (e *memoryEngine) Start(ctx context.Context, deliver func(string, []byte)) 
 	return nil
 }
 
-func (e *memoryEngine) Publish(_ context.Context, channel string, msg []byte) error {
+func (e *memoryEngine) Publish(_ context.Context, p *Publication) error {
 	e.mu.RLock()
 	deliver := e.deliver
 	e.mu.RUnlock()
 	if deliver == nil {
 		return ErrEngineClosed
 	}
-	deliver(channel, msg)
+	deliver(p)
 	return nil
 }
 

@@ -23,7 +23,7 @@ func (e *esStream) notify() {
 	}
 }
 
-func (e *esStream) end(endReason) { e.endOnce.Do(func() { close(e.done) }) }
+func (e *esStream) end(EndReason) { e.endOnce.Do(func() { close(e.done) }) }
 
 func acceptsEventStream(r *http.Request) bool {
 	return strings.Contains(r.Header.Get("Accept"), "text/event-stream")

@@ -133,7 +133,7 @@ func mediaType(ct string) string {
 // respond processes msgs, waits for a held connect if there is one, and
 // writes the replies (as JSONP when callback is set).
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, msgs []Message, callback string) {
-	x := s.newExchange(r, nil)
+	x := s.newExchange(r.Context(), r, nil)
 	x.run(msgs)
 	items := x.replies
 	var sess *Session
@@ -145,7 +145,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, msgs []Message,
 			return // the client went away; its messages stay queued
 		}
 		sess = c.sess
-		items = append(items, c.reply.appendTo(nil))
+		items = append(items, s.encodeReply(x.ctx, &c.reply))
 		items = append(items, queued...)
 	}
 	var body []byte
@@ -231,8 +231,8 @@ func (s *Server) waitConnect(ctx context.Context, c *waitingConnect) ([][]byte, 
 	switch {
 	case cancelled:
 	case p.ending:
-		if p.ended == endSlow {
-			c.reply = s.slowReply(c.reply.id)
+		if p.ended == EndSlow {
+			c.reply = s.slowReply(c.reply.ID)
 		}
 	case !p.superseded:
 		msgs = sess.takeLocked()

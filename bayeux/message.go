@@ -2,6 +2,7 @@ package bayeux
 
 import (
 	"errors"
+	"net/http"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -46,6 +47,18 @@ type Message struct {
 	// Error is set by an incoming extension to reject the message. The
 	// client receives it verbatim unless a validation error replaces it.
 	Error string
+	// Final, set with Error on a handshake or connect, tells the client not
+	// to retry (advice reconnect "none"): use it when a failure will not go
+	// away, such as bad credentials.
+	Final bool
+
+	// Session is the sender's session: the one named by ClientID, or at
+	// handshake the session being created. It is nil for anonymous
+	// publishes and unknown clientIds.
+	Session *Session
+	// Request is the HTTP request the message arrived in (for a WebSocket,
+	// its upgrade request); nil for messages from the server itself.
+	Request *http.Request
 }
 
 // errBadRequest reports input that is not a Bayeux request at all: the

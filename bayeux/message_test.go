@@ -96,16 +96,16 @@ func TestEncodeDeliveryWhitelist(t *testing.T) {
 
 func TestReplyEncoding(t *testing.T) {
 	tests := []struct {
-		r    reply
+		r    Reply
 		want string
 	}{
-		{reply{channel: "/foo", successful: true}, `{"channel":"/foo","successful":true}`},
-		{reply{id: `"1"`, channel: metaHandshake, successful: false, version: true, connTypes: true,
-			err: "402:version:Missing required parameter", advice: &advice{reconnect: "handshake", interval: 1000}},
+		{Reply{Channel: "/foo", Successful: true}, `{"channel":"/foo","successful":true}`},
+		{Reply{ID: `"1"`, Channel: metaHandshake, Successful: false, version: true, connTypes: true,
+			Error: "402:version:Missing required parameter", Advice: &Advice{Reconnect: "handshake", Interval: 1000}},
 			`{"id":"1","channel":"/meta/handshake","successful":false,"version":"1.0","supportedConnectionTypes":["long-polling","cross-origin-long-polling","callback-polling","websocket","eventsource"],"error":"402:version:Missing required parameter","advice":{"reconnect":"handshake","interval":1000}}`},
-		{reply{id: `9`, clientID: "c", channel: metaSubscribe, subscription: `["/a"]`, err: "405:/a/*/b:Invalid channel"},
+		{Reply{ID: `9`, ClientID: "c", Channel: metaSubscribe, Subscription: `["/a"]`, Error: "405:/a/*/b:Invalid channel"},
 			`{"id":9,"clientId":"c","channel":"/meta/subscribe","successful":false,"error":"405:/a/*/b:Invalid channel","subscription":["/a"]}`},
-		{reply{clientID: "c", channel: metaConnect, successful: true, advice: &advice{reconnect: "retry", timeout: 25000, hasTimeout: true}},
+		{Reply{ClientID: "c", Channel: metaConnect, Successful: true, Advice: &Advice{Reconnect: "retry", Timeout: 25000, HasTimeout: true}},
 			`{"clientId":"c","channel":"/meta/connect","successful":true,"advice":{"reconnect":"retry","interval":0,"timeout":25000}}`},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package bayeux
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ const (
 // one WebSocket frame. Every message gets a reply carrying its id.
 type exchange struct {
 	srv     *Server
+	ctx     context.Context
 	req     *http.Request // the HTTP request, or the WebSocket's upgrade request
 	ws      *wsConn       // the WebSocket the batch arrived on; nil for HTTP
 	replies [][]byte      // encoded replies, in message order
@@ -30,17 +32,21 @@ type exchange struct {
 	// closeAfter asks the WebSocket to close once the replies are written
 	// (its session disconnected).
 	closeAfter bool
+	// pub holds options of a publish made through the server API.
+	pub *publishOptions
+	// lastError is the error of the last publish handled.
+	lastError string
 }
 
 // waitingConnect is a successful HTTP /meta/connect not yet answered.
 type waitingConnect struct {
 	sess  *Session
-	reply reply
+	reply Reply
 	hold  time.Duration
 }
 
-func (s *Server) newExchange(r *http.Request, ws *wsConn) *exchange {
-	return &exchange{srv: s, req: r, ws: ws}
+func (s *Server) newExchange(ctx context.Context, r *http.Request, ws *wsConn) *exchange {
+	return &exchange{srv: s, ctx: ctx, req: r, ws: ws}
 }
 
 // run processes msgs in order.
@@ -50,11 +56,33 @@ func (x *exchange) run(msgs []Message) {
 	}
 }
 
-func (x *exchange) add(r *reply) { x.replies = append(x.replies, r.appendTo(nil)) }
+// add runs the outgoing extensions on r and queues its encoding.
+func (x *exchange) add(r *Reply) { x.replies = append(x.replies, x.srv.encodeReply(x.ctx, r)) }
 
+// encodeReply runs the outgoing extensions on r and encodes it.
+func (s *Server) encodeReply(ctx context.Context, r *Reply) []byte {
+	for _, e := range s.cfg.Extensions {
+		e.Outgoing(ctx, r)
+	}
+	return r.appendTo(nil)
+}
+
+// handle resolves the sender's session, runs the incoming extensions and
+// dispatches the message.
 func (x *exchange) handle(m *Message) {
+	s := x.srv
+	m.Request = x.req
+	switch {
+	case m.Channel == metaHandshake:
+		m.Session = s.allocSession()
+	case m.ClientID != "":
+		m.Session = s.sessions.get(m.ClientID)
+	}
+	for _, e := range s.cfg.Extensions {
+		e.Incoming(x.ctx, m)
+	}
 	if !channels.IsMeta(m.Channel) {
-		x.publish(m)
+		x.lastError = x.publish(m)
 		return
 	}
 	switch m.Channel {
@@ -71,45 +99,59 @@ func (x *exchange) handle(m *Message) {
 	default:
 		// Meta channels are matched exactly: /meta/subscribe/x is not a
 		// subscribe (faye's CVE-2020-11020).
-		x.add(&reply{id: m.ID, clientID: m.ClientID, channel: m.Channel, err: errChannelForbidden(m.Channel)})
+		x.add(&Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: errChannelForbidden(m.Channel), Session: m.Session})
 	}
+	s.local.dispatch(m)
+}
+
+// failureAdvice is the advice of a failed handshake or connect: handshake
+// again after a pause, or stop when an extension said the failure is final.
+func (s *Server) failureAdvice(m *Message) *Advice {
+	if m.Final {
+		return &Advice{Reconnect: "none", Interval: s.cfg.RetryInterval.Milliseconds()}
+	}
+	return s.handshakeAdvice()
 }
 
 // handshakeAdvice is the advice of every failed handshake or connect: start
 // again with a handshake, after a pause so that rejected clients do not spin.
-func (s *Server) handshakeAdvice() *advice {
-	return &advice{reconnect: "handshake", interval: s.cfg.RetryInterval.Milliseconds()}
+func (s *Server) handshakeAdvice() *Advice {
+	return &Advice{Reconnect: "handshake", Interval: s.cfg.RetryInterval.Milliseconds()}
 }
 
 // retryAdvice is the advice of a successful handshake or connect.
-func (s *Server) retryAdvice(connectionType string) *advice {
+func (s *Server) retryAdvice(connectionType string) *Advice {
 	if connectionType == "eventsource" {
 		// The stream carries messages; the connect is a heartbeat every timeout.
-		return &advice{reconnect: "retry", interval: s.cfg.Timeout.Milliseconds(), hasTimeout: true}
+		return &Advice{Reconnect: "retry", Interval: s.cfg.Timeout.Milliseconds(), HasTimeout: true}
 	}
-	return &advice{reconnect: "retry", interval: s.cfg.Interval.Milliseconds(),
-		timeout: s.cfg.Timeout.Milliseconds(), hasTimeout: true}
+	return &Advice{Reconnect: "retry", Interval: s.cfg.Interval.Milliseconds(),
+		Timeout: s.cfg.Timeout.Milliseconds(), HasTimeout: true}
 }
 
 func (x *exchange) handshake(m *Message) {
 	s := x.srv
-	r := reply{id: m.ID, channel: metaHandshake, version: true, connTypes: true, err: m.Error}
+	r := Reply{ID: m.ID, Channel: metaHandshake, version: true, connTypes: true, Error: m.Error}
 	if m.Version == "" {
-		r.err = errVersionMissing()
+		r.Error = errVersionMissing()
 	}
 	if !m.HasConnectionTypes {
-		r.err = errParameterMissing("supportedConnectionTypes")
+		r.Error = errParameterMissing("supportedConnectionTypes")
 	} else if !anySupported(m.ConnectionTypes) {
-		r.err = errConnTypesNotSupported(m.ConnectionTypes)
+		r.Error = errConnTypesNotSupported(m.ConnectionTypes)
 	}
-	if r.err != "" {
-		r.advice = s.handshakeAdvice()
+	if r.Error != "" {
+		r.Advice = s.failureAdvice(m)
 		x.add(&r)
 		return
 	}
-	sess := s.newSession()
-	r.successful, r.clientID, r.advice = true, sess.id, s.retryAdvice("")
+	sess := m.Session
+	s.register(sess)
+	r.Successful, r.ClientID, r.Advice, r.Session = true, sess.id, s.retryAdvice(""), sess
 	x.add(&r)
+	if f := s.cfg.Events.Handshake; f != nil {
+		f(sess)
+	}
 }
 
 func anySupported(types []string) bool {
@@ -121,41 +163,46 @@ func anySupported(types []string) bool {
 	return false
 }
 
-// newSession creates and registers a session with a fresh clientId.
-func (s *Server) newSession() *Session {
-	for {
-		sess := &Session{id: newClientID(), srv: s, subs: make(map[string]struct{})}
-		sess.touch()
-		if s.sessions.add(sess) {
-			return sess
-		}
+// allocSession returns a session with a fresh clientId, not yet
+// registered: extensions see it during the handshake, and it is dropped if
+// the handshake fails.
+func (s *Server) allocSession() *Session {
+	return &Session{id: newClientID(), srv: s, subs: make(map[string]struct{})}
+}
+
+// register makes a session known, with a new id in the (practically
+// impossible) case of a collision.
+func (s *Server) register(sess *Session) {
+	sess.touch()
+	for !s.sessions.add(sess) {
+		sess.id = newClientID()
 	}
 }
 
 func (x *exchange) connectMsg(m *Message) {
 	s := x.srv
-	r := reply{id: m.ID, clientID: m.ClientID, channel: metaConnect, err: m.Error}
-	sess := s.sessions.get(m.ClientID)
+	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: metaConnect, Error: m.Error}
+	sess := m.Session
 	// faye's precedence: the last applicable check wins.
 	if sess == nil {
-		r.err = errClientUnknown(m.ClientID)
+		r.Error = errClientUnknown(m.ClientID)
 	}
 	if m.ClientID == "" {
-		r.err = errParameterMissing("clientId")
+		r.Error = errParameterMissing("clientId")
 	}
 	if !supportedConnectionType(m.ConnectionType) {
-		r.err = errConnTypesNotSupported([]string{m.ConnectionType})
+		r.Error = errConnTypesNotSupported([]string{m.ConnectionType})
 	}
 	if m.ConnectionType == "" {
-		r.err = errParameterMissing("connectionType")
+		r.Error = errParameterMissing("connectionType")
 	}
-	if r.err != "" {
-		r.clientID, r.advice = "", s.handshakeAdvice()
+	if r.Error != "" {
+		r.ClientID, r.Advice = "", s.failureAdvice(m)
 		x.add(&r)
 		return
 	}
 	sess.touch()
-	r.successful, r.advice = true, s.retryAdvice(m.ConnectionType)
+	r.Successful, r.Advice, r.Session = true, s.retryAdvice(m.ConnectionType), sess
 	hold := s.cfg.Timeout
 	if m.HasAdviceTimeout {
 		hold = min(max(time.Duration(m.AdviceTimeout)*time.Millisecond, 0), s.cfg.Timeout)
@@ -176,31 +223,31 @@ func (x *exchange) connectMsg(m *Message) {
 
 func (x *exchange) subscribe(m *Message, subscribe bool) {
 	s := x.srv
-	r := reply{id: m.ID, clientID: m.ClientID, channel: m.Channel, err: m.Error}
-	sess := s.sessions.get(m.ClientID)
+	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: m.Error, Session: m.Session}
+	sess := m.Session
 	// faye's precedence: the last applicable check wins.
 	if sess == nil {
-		r.err = errClientUnknown(m.ClientID)
+		r.Error = errClientUnknown(m.ClientID)
 	}
 	if m.ClientID == "" {
-		r.err = errParameterMissing("clientId")
+		r.Error = errParameterMissing("clientId")
 	}
 	if m.Subscription == "" {
-		r.err = errParameterMissing("subscription")
+		r.Error = errParameterMissing("subscription")
 	}
-	r.subscription = m.Subscription
-	if r.subscription == "" {
-		r.subscription = "[]"
+	r.Subscription = m.Subscription
+	if r.Subscription == "" {
+		r.Subscription = "[]"
 	}
-	if r.err == "" {
+	if r.Error == "" {
 		// Channels before a failing one stay (un)subscribed, like faye.
 		for _, ch := range subscriptions(m.Subscription) {
 			if !s.cfg.Grammar.Valid(ch) {
-				r.err = errChannelInvalid(ch)
+				r.Error = errChannelInvalid(ch)
 				break
 			}
 			if channels.IsMeta(ch) {
-				r.err = errChannelForbidden(ch)
+				r.Error = errChannelForbidden(ch)
 				break
 			}
 			if channels.IsService(ch) {
@@ -212,7 +259,7 @@ func (x *exchange) subscribe(m *Message, subscribe bool) {
 			if subscribe {
 				if err := s.subscribeSession(sess, ch); err != nil {
 					s.log.Warn("subscribe failed", "clientId", sess.id, "channel", ch, "err", err)
-					r.err = "500:" + ch + ":Subscription failed"
+					r.Error = "500:" + ch + ":Subscription failed"
 					break
 				}
 			} else {
@@ -220,7 +267,7 @@ func (x *exchange) subscribe(m *Message, subscribe bool) {
 			}
 		}
 	}
-	r.successful = r.err == ""
+	r.Successful = r.Error == ""
 	x.add(&r)
 }
 
@@ -234,20 +281,22 @@ func (s *Server) subscribeSession(sess *Session, pattern string) error {
 	}
 	sess.subs[pattern] = struct{}{}
 	sess.mu.Unlock()
-	if _, first := s.index.Add(pattern, sess); first {
-		if err := s.engine.Subscribe(s.ctx, pattern); err != nil {
-			sess.mu.Lock()
-			delete(sess.subs, pattern)
-			sess.mu.Unlock()
-			s.index.Remove(pattern, sess)
-			return err
-		}
+	if err := s.acquire(s.ctx, pattern); err != nil {
+		sess.mu.Lock()
+		delete(sess.subs, pattern)
+		sess.mu.Unlock()
+		return err
 	}
+	s.index.Add(pattern, sess)
 	sess.mu.Lock()
 	closed := sess.closed
 	sess.mu.Unlock()
 	if closed { // the session ended meanwhile; do not leave it in the index
-		s.unsubscribeIndex(pattern, sess)
+		s.unindex(sess, pattern)
+		return nil
+	}
+	if f := s.cfg.Events.Subscribe; f != nil {
+		f(sess, pattern)
 	}
 	return nil
 }
@@ -259,22 +308,22 @@ func (s *Server) unsubscribeSession(sess *Session, pattern string) {
 	delete(sess.subs, pattern)
 	sess.mu.Unlock()
 	if ok {
-		s.unsubscribeIndex(pattern, sess)
+		s.unindex(sess, pattern)
 	}
 }
 
 func (x *exchange) disconnect(m *Message) {
 	s := x.srv
-	r := reply{id: m.ID, clientID: m.ClientID, channel: metaDisconnect, err: m.Error}
-	sess := s.sessions.get(m.ClientID)
+	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: metaDisconnect, Error: m.Error, Session: m.Session}
+	sess := m.Session
 	if sess == nil {
-		r.err = errClientUnknown(m.ClientID)
+		r.Error = errClientUnknown(m.ClientID)
 	}
 	if m.ClientID == "" {
-		r.err = errParameterMissing("clientId")
+		r.Error = errParameterMissing("clientId")
 	}
-	if r.err != "" {
-		r.clientID = ""
+	if r.Error != "" {
+		r.ClientID = ""
 		x.add(&r)
 		return
 	}
@@ -286,26 +335,66 @@ func (x *exchange) disconnect(m *Message) {
 		}
 		x.closeAfter = true
 	}
-	s.end(sess, endDisconnect)
-	r.successful = true
+	r.Successful = true
 	x.add(&r)
+	s.end(sess, EndDisconnect)
 }
 
-func (x *exchange) publish(m *Message) {
+// publish handles a message on a non-meta channel and returns the error of
+// its reply ("" when it was published).
+func (x *exchange) publish(m *Message) string {
 	s := x.srv
-	r := reply{id: m.ID, clientID: m.ClientID, channel: m.Channel, err: m.Error}
+	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: m.Error, Session: m.Session}
 	if !s.cfg.Grammar.ValidName(m.Channel) {
-		r.err = errChannelInvalid(m.Channel)
+		r.Error = errChannelInvalid(m.Channel)
 	}
 	if m.Data == "" {
-		r.err = errParameterMissing("data")
+		r.Error = errParameterMissing("data")
 	}
-	if r.err == "" && !channels.IsService(m.Channel) {
-		if err := s.engine.Publish(s.ctx, m.Channel, encodeDelivery(m)); err != nil {
-			s.log.Warn("publish failed", "channel", m.Channel, "err", err)
-			r.err = errPublishFailed(m.Channel)
+	service := channels.IsService(m.Channel)
+	if r.Error == "" && !service {
+		p := &Publication{Channel: m.Channel, Message: encodeDelivery(m)}
+		if m.Session != nil && s.excludesSender(m.Channel) {
+			p.Exclude = m.Session.id
+		}
+		if x.pub != nil {
+			if x.pub.exclude != "" {
+				p.Exclude = x.pub.exclude
+			}
+			if x.pub.filter != nil {
+				// Identity filters are evaluated on this node.
+				s.fanout(p, x.pub.filter)
+				p = nil
+			}
+		}
+		if p != nil {
+			if err := s.engine.Publish(x.ctx, p); err != nil {
+				s.log.Warn("publish failed", "channel", m.Channel, "err", err)
+				r.Error = errPublishFailed(m.Channel)
+			}
 		}
 	}
-	r.successful = r.err == ""
+	r.Successful = r.Error == ""
 	x.add(&r)
+	if !r.Successful {
+		return r.Error
+	}
+	if service {
+		s.local.dispatch(m)
+		x.callService(m)
+	}
+	if f := s.cfg.Events.Publish; f != nil {
+		f(m.Session, m.Channel, []byte(m.Data))
+	}
+	return ""
+}
+
+// excludesSender reports whether Config.ExcludeSender covers channel.
+func (s *Server) excludesSender(channel string) bool {
+	for _, p := range s.cfg.ExcludeSender {
+		if channels.Match(p, channel) {
+			return true
+		}
+	}
+	return false
 }

@@ -37,6 +37,9 @@ type Server struct {
 	conns   map[*wsConn]struct{} // open WebSockets, closed at shutdown
 
 	matchPool sync.Pool // *[]*Session scratch for fan-out
+	filters   []DeliveryFilter
+	local     locals   // in-process subscribers and /service handlers
+	interest  interest // local subscribers per pattern, for the engine
 
 	script     *clientScript // the browser bundle, if configured
 	scriptHint sync.Once     // logs how to configure it, once
@@ -56,6 +59,13 @@ func New(cfg Config) (*Server, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		conns:    make(map[*wsConn]struct{}),
+		local:    locals{subs: channels.NewIndex[*localSub]()},
+		interest: interest{count: make(map[string]int)},
+	}
+	for _, e := range cfg.Extensions {
+		if f, ok := e.(DeliveryFilter); ok {
+			s.filters = append(s.filters, f)
+		}
 	}
 	if len(cfg.AllowedOrigins) > 0 {
 		s.origins = make(map[string]bool, len(cfg.AllowedOrigins))
@@ -178,30 +188,10 @@ func lastSegment(p string) string {
 	return p
 }
 
-// deliver fans an encoded message out to every local session subscribed to
-// a pattern matching channel: one copy per session, the same bytes for all.
-// The engine calls it.
-func (s *Server) deliver(channel string, msg []byte) {
-	bp, _ := s.matchPool.Get().(*[]*Session)
-	if bp == nil {
-		bp = new([]*Session)
-	}
-	subs := s.index.AppendMatch((*bp)[:0], channel)
-	for _, sess := range subs {
-		if !sess.enqueue(msg) {
-			s.log.Warn("dropping slow consumer", "clientId", sess.id, "maxQueueBytes", s.cfg.MaxQueueBytes)
-			go s.end(sess, endSlow)
-		}
-	}
-	clear(subs)
-	*bp = subs[:0]
-	s.matchPool.Put(bp)
-}
-
 // end destroys a session: its subscriptions are removed, its queue is
 // dropped, its held connect is answered and its stream is closed. It is safe
 // to call more than once.
-func (s *Server) end(sess *Session, why endReason) {
+func (s *Server) end(sess *Session, why EndReason) {
 	if !s.sessions.remove(sess) {
 		return
 	}
@@ -218,16 +208,16 @@ func (s *Server) end(sess *Session, why endReason) {
 	sess.mu.Unlock()
 
 	for pattern := range subs {
-		s.unsubscribeIndex(pattern, sess)
+		s.unindex(sess, pattern)
 	}
 	if p != nil {
 		p.wakeUp()
 	}
 	if h != nil {
 		h.timer.Stop()
-		if why == endSlow {
+		if why == EndSlow {
 			r := s.slowReply(h.id)
-			h.conn.write(r.appendTo(nil))
+			h.conn.write(s.encodeReply(s.ctx, &r))
 		} else {
 			h.conn.write(h.reply)
 		}
@@ -235,21 +225,24 @@ func (s *Server) end(sess *Session, why endReason) {
 	if st != nil {
 		st.end(why)
 	}
-	s.log.Debug("session ended", "clientId", sess.id, "reason", why)
+	s.log.Debug("session ended", "clientId", sess.id, "reason", why.String())
+	if f := s.cfg.Events.Disconnect; f != nil {
+		f(sess, why)
+	}
 }
 
 // slowReply answers the connect (with id) of a session ended for being too
 // slow: unsuccessful, with advice to handshake again.
-func (s *Server) slowReply(id string) reply {
-	return reply{id: id, channel: metaConnect, err: errSlowConsumer, advice: s.handshakeAdvice()}
+func (s *Server) slowReply(id string) Reply {
+	return Reply{ID: id, Channel: metaConnect, Error: errSlowConsumer, Advice: s.handshakeAdvice()}
 }
 
-// unsubscribeIndex removes sess from pattern and tells the engine when this
-// node no longer listens to it.
-func (s *Server) unsubscribeIndex(pattern string, sess *Session) {
-	if _, last := s.index.Remove(pattern, sess); last {
-		if err := s.engine.Unsubscribe(s.ctx, pattern); err != nil {
-			s.log.Warn("engine unsubscribe failed", "pattern", pattern, "err", err)
+// unindex removes one subscription of sess from the index.
+func (s *Server) unindex(sess *Session, pattern string) {
+	if removed, _ := s.index.Remove(pattern, sess); removed {
+		s.release(pattern)
+		if f := s.cfg.Events.Unsubscribe; f != nil {
+			f(sess, pattern)
 		}
 	}
 }
@@ -275,7 +268,7 @@ func (s *Server) collect() {
 				busy := sess.poll != nil || sess.held != nil
 				sess.mu.Unlock()
 				if !busy {
-					s.end(sess, endExpired)
+					s.end(sess, EndExpired)
 				}
 			})
 		}
@@ -309,6 +302,3 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return nil
 }
-
-// Sessions returns the number of sessions on this node.
-func (s *Server) Sessions() int { return int(s.sessions.count.Load()) }

@@ -191,7 +191,7 @@ func TestSlowConsumerHeldConnectGetsHandshakeAdvice(t *testing.T) {
 	answered := make(chan gjson.Result, 1)
 	go func() { answered <- ts.post(t, connectBody(id, `,"id":"h"`)) }()
 	waitFor(t, func() bool { sess.mu.Lock(); defer sess.mu.Unlock(); return sess.poll != nil })
-	ts.end(sess, endSlow)
+	ts.end(sess, EndSlow)
 	select {
 	case r := <-answered:
 		if r.Get("0.successful").Bool() || r.Get("0.id").String() != "h" || r.Get("0.error").String() != errSlowConsumer ||
@@ -295,7 +295,7 @@ func TestConcurrentPublishSubscribe(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range msgs {
-				ts.Server.deliver("/c/x", []byte(`{"channel":"/c/x","data":[`+string(rune('0'+p))+`,`+strings.Repeat("1", i%3+1)+`]}`))
+				ts.Server.deliver(&Publication{Channel: "/c/x", Message: []byte(`{"channel":"/c/x","data":[` + string(rune('0'+p)) + `,` + strings.Repeat("1", i%3+1) + `]}`)})
 			}
 		}()
 	}

@@ -19,6 +19,7 @@ type Session struct {
 	srv *Server
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last handshake or connect
+	identity atomic.Pointer[Identity]
 
 	mu     sync.Mutex
 	closed bool
@@ -38,21 +39,60 @@ type stream interface {
 	// not block.
 	notify()
 	// end closes the stream because its session ended.
-	end(reason endReason)
+	end(reason EndReason)
 }
 
-// endReason says why a session ended.
-type endReason int
+// EndReason says why a session ended.
+type EndReason int
 
+// The reasons a session ends.
 const (
-	endDisconnect endReason = iota // the client sent /meta/disconnect
-	endExpired                     // the client stopped connecting
-	endSlow                        // the queue passed MaxQueueBytes
-	endShutdown                    // the server is shutting down
+	EndDisconnect EndReason = iota // the client sent /meta/disconnect
+	EndExpired                     // the client stopped connecting
+	EndSlow                        // its queue passed Config.MaxQueueBytes
+	EndServer                      // the server API disconnected it
 )
+
+func (r EndReason) String() string {
+	switch r {
+	case EndDisconnect:
+		return "disconnect"
+	case EndExpired:
+		return "expired"
+	case EndSlow:
+		return "slow consumer"
+	case EndServer:
+		return "disconnected by the server"
+	}
+	return "unknown"
+}
 
 // ID returns the session's clientId.
 func (s *Session) ID() string { return s.id }
+
+// Identity returns the identity an extension attached to the session, or
+// nil for an anonymous session.
+func (s *Session) Identity() *Identity {
+	if s == nil {
+		return nil
+	}
+	return s.identity.Load()
+}
+
+// SetIdentity attaches id to the session (nil makes it anonymous). The
+// identity should not be modified afterwards.
+func (s *Session) SetIdentity(id *Identity) { s.identity.Store(id) }
+
+// Subscriptions returns the channels and patterns the session subscribes to.
+func (s *Session) Subscriptions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.subs))
+	for p := range s.subs {
+		out = append(out, p)
+	}
+	return out
+}
 
 func (s *Session) touch() { s.lastSeen.Store(time.Now().UnixNano()) }
 
@@ -181,7 +221,7 @@ func (s *Session) unbind(st stream) *held {
 type poll struct {
 	wake       chan struct{}
 	superseded bool      // guarded by the session's mu
-	ended      endReason // guarded by the session's mu; valid when ending
+	ended      EndReason // guarded by the session's mu; valid when ending
 	ending     bool      // the session ended while the poll waited
 }
 

@@ -86,7 +86,7 @@ func (c *wsConn) readLoop() {
 		if len(msgs) == 0 {
 			continue // an empty [] keep-alive
 		}
-		x := s.newExchange(c.req, c)
+		x := s.newExchange(s.ctx, c.req, c)
 		x.run(msgs)
 		if len(x.replies) > 0 {
 			if c.write(x.replies...) != nil {
@@ -103,7 +103,7 @@ func (c *wsConn) readLoop() {
 // connect binds the socket to sess for a successful /meta/connect r and
 // holds the reply for hold (or adds it to x at once when hold is 0).
 // Messages queued for the session are pushed on the socket meanwhile.
-func (c *wsConn) connect(sess *Session, r *reply, hold time.Duration, x *exchange) {
+func (c *wsConn) connect(sess *Session, r *Reply, hold time.Duration, x *exchange) {
 	// A socket serves one session: after a re-handshake it moves to the new
 	// clientId, and the old session's held connect is answered here.
 	if prev := c.sess.Swap(sess); prev != nil && prev != sess {
@@ -127,7 +127,7 @@ func (c *wsConn) connect(sess *Session, r *reply, hold time.Duration, x *exchang
 		olderPoll.superseded = true
 	}
 	if hold > 0 {
-		h := &held{conn: c, reply: r.appendTo(nil), id: r.id}
+		h := &held{conn: c, reply: c.srv.encodeReply(x.ctx, r), id: r.ID}
 		h.timer = time.AfterFunc(hold, func() { c.release(sess, h) })
 		sess.held = h
 	}
@@ -265,9 +265,9 @@ func (c *wsConn) sendPing() {
 }
 
 // end closes the socket because its session ended elsewhere.
-func (c *wsConn) end(why endReason) {
+func (c *wsConn) end(why EndReason) {
 	code, text := websocket.CloseNormalClosure, "session ended"
-	if why == endSlow {
+	if why == EndSlow {
 		code, text = websocket.ClosePolicyViolation, "slow consumer"
 	}
 	go c.closeWith(code, text)

@@ -1,0 +1,178 @@
+package bayeux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/bayou-pubsub/bayou/channels"
+)
+
+// ErrUnknownClient is returned for a clientId that names no session on this
+// node.
+var ErrUnknownClient = errors.New("bayeux: unknown client")
+
+// RejectedError is returned when a server publish is refused: by an
+// extension, or because the channel or data is invalid. Message is the
+// Bayeux error string a client would have received.
+type RejectedError struct {
+	Channel string
+	Message string
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("bayeux: publish to %s rejected: %s", e.Channel, e.Message)
+}
+
+// PublishOption changes how Server.Publish delivers a message.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct {
+	ext     string
+	exclude string
+	filter  func(Identity) bool
+}
+
+// WithExt sets the message's ext object (raw JSON).
+func WithExt(ext string) PublishOption { return func(o *publishOptions) { o.ext = ext } }
+
+// Excluding leaves out one client, typically the one the message comes
+// from.
+func Excluding(clientID string) PublishOption {
+	return func(o *publishOptions) { o.exclude = clientID }
+}
+
+// Publish publishes data on channel as if a client had: the incoming
+// extensions see it (with a nil Request and Session), it is validated, and
+// it reaches every subscriber across nodes. data is marshalled to JSON (a
+// json.RawMessage is sent as is). A /service channel reaches only the
+// in-process subscribers and the service handler.
+func (s *Server) Publish(ctx context.Context, channel string, data any, opts ...PublishOption) error {
+	if channels.IsMeta(channel) {
+		return &RejectedError{Channel: channel, Message: errChannelForbidden(channel)}
+	}
+	raw, err := rawJSON(data)
+	if err != nil {
+		return err
+	}
+	o := &publishOptions{}
+	for _, opt := range opts {
+		opt(o)
+	}
+	m := Message{Channel: channel, Data: raw, Ext: o.ext}
+	x := s.newExchange(ctx, nil, nil)
+	x.pub = o
+	x.handle(&m)
+	if m.Channel != channel || channels.IsMeta(m.Channel) {
+		return &RejectedError{Channel: channel, Message: "an extension changed the channel"}
+	}
+	if x.lastError != "" {
+		return &RejectedError{Channel: channel, Message: x.lastError}
+	}
+	return nil
+}
+
+// PublishTo publishes like Publish but delivers only to the sessions whose
+// identity passes filter (anonymous sessions are given the zero Identity).
+// The filter runs on this node's sessions.
+func (s *Server) PublishTo(ctx context.Context, channel string, data any, filter func(Identity) bool, opts ...PublishOption) error {
+	return s.Publish(ctx, channel, data, append(opts, func(o *publishOptions) { o.filter = filter })...)
+}
+
+// Deliver sends a message on channel to one client only, whether or not it
+// subscribes to channel.
+func (s *Server) Deliver(clientID, channel string, data any) error {
+	sess := s.sessions.get(clientID)
+	if sess == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownClient, clientID)
+	}
+	if !s.cfg.Grammar.ValidName(channel) {
+		return &RejectedError{Channel: channel, Message: errChannelInvalid(channel)}
+	}
+	raw, err := rawJSON(data)
+	if err != nil {
+		return err
+	}
+	m := Message{Channel: channel, Data: raw}
+	if !sess.enqueue(encodeDelivery(&m)) {
+		go s.end(sess, EndSlow)
+	}
+	return nil
+}
+
+// Subscribe calls handler for every message published on a channel matching
+// pattern, on any node. Unlike clients, in-process subscribers may listen to
+// /service/** (requests to services) and /meta/** (the protocol messages
+// clients send, after they are handled). The handler runs on the
+// publisher's goroutine and must not block; the Message is only valid during
+// the call. The returned function cancels the subscription.
+func (s *Server) Subscribe(pattern string, handler func(*Message)) (cancel func(), err error) {
+	if !s.cfg.Grammar.Valid(pattern) {
+		return nil, fmt.Errorf("bayeux: invalid channel pattern %q", pattern)
+	}
+	broadcast := !channels.IsMeta(pattern) && !channels.IsService(pattern)
+	if broadcast {
+		if err := s.acquire(s.ctx, pattern); err != nil {
+			return nil, fmt.Errorf("bayeux: subscribing to %s: %w", pattern, err)
+		}
+	}
+	ls := &localSub{pattern: pattern, handler: handler}
+	s.local.subs.Add(pattern, ls)
+	s.local.count.Add(1)
+	var done bool
+	return func() {
+		if done {
+			return
+		}
+		done = true
+		if removed, _ := s.local.subs.Remove(pattern, ls); removed {
+			s.local.count.Add(-1)
+			if broadcast {
+				s.release(pattern)
+			}
+		}
+	}, nil
+}
+
+// HandleService registers the handler that answers messages published to
+// the /service channels matching pattern (for example "/service/echo" or
+// "/service/**"); see ServiceHandler.
+func (s *Server) HandleService(pattern string, h ServiceHandler) error {
+	if !channels.IsService(pattern) || !s.cfg.Grammar.Valid(pattern) {
+		return fmt.Errorf("bayeux: %q is not a /service channel or pattern", pattern)
+	}
+	s.local.mu.Lock()
+	s.local.services = append(s.local.services, service{pattern: pattern, handler: h})
+	s.local.mu.Unlock()
+	return nil
+}
+
+// Disconnect ends a client's session as if it had disconnected: its held
+// connect is answered, its socket closed, and its next message gets
+// "401::Unknown client" with advice to handshake again.
+func (s *Server) Disconnect(clientID string) error {
+	sess := s.sessions.get(clientID)
+	if sess == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownClient, clientID)
+	}
+	s.end(sess, EndServer)
+	return nil
+}
+
+// Session returns the session of clientID on this node, or nil.
+func (s *Server) Session(clientID string) *Session { return s.sessions.get(clientID) }
+
+// Sessions returns the number of sessions on this node.
+func (s *Server) Sessions() int { return int(s.sessions.count.Load()) }
+
+// Subscribers returns how many sessions subscribe to exactly pattern (a
+// channel name or a wildcard pattern).
+func (s *Server) Subscribers(pattern string) int { return s.index.Count(pattern) }
+
+// Recipients returns the sessions that a message published on channel
+// reaches: the subscribers of every pattern matching it, once each.
+func (s *Server) Recipients(channel string) []*Session { return s.index.AppendMatch(nil, channel) }
+
+// Channels calls fn for each channel name or pattern that sessions subscribe
+// to, with its number of subscribers, until fn returns false.
+func (s *Server) Channels(fn func(pattern string, subscribers int) bool) { s.index.Patterns(fn) }

@@ -1,0 +1,124 @@
+package bayeux
+
+import (
+	"context"
+	"sync"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+)
+
+// deliver is called by the engine for every publication this node listens
+// to.
+func (s *Server) deliver(p *Publication) { s.fanout(p, nil) }
+
+// fanout delivers a publication to the local sessions subscribed to a
+// pattern matching its channel, one copy per session. The encoded message is
+// shared by all of them unless a DeliveryFilter (or the identity filter of
+// PublishTo) asks to see each recipient.
+func (s *Server) fanout(p *Publication, identities func(Identity) bool) {
+	if s.local.active() {
+		m := parseDelivery(p.Message)
+		s.local.dispatch(&m)
+	}
+	var (
+		msg     Message
+		filters []func(*Session, *Message) bool
+	)
+	if len(s.filters) > 0 {
+		msg = parseDelivery(p.Message)
+		for _, f := range s.filters {
+			if fn := f.Delivery(s.ctx, &msg); fn != nil {
+				filters = append(filters, fn)
+			}
+		}
+	}
+	bp, _ := s.matchPool.Get().(*[]*Session)
+	if bp == nil {
+		bp = new([]*Session)
+	}
+	subs := s.index.AppendMatch((*bp)[:0], p.Channel)
+	for _, sess := range subs {
+		if p.Exclude != "" && sess.id == p.Exclude {
+			continue
+		}
+		if identities != nil {
+			var id Identity
+			if v := sess.Identity(); v != nil {
+				id = *v
+			}
+			if !identities(id) {
+				continue
+			}
+		}
+		out := p.Message
+		if filters != nil {
+			c, ok := msg, true
+			for _, fn := range filters {
+				if ok = fn(sess, &c); !ok {
+					break
+				}
+			}
+			if !ok {
+				continue
+			}
+			if c.Data != msg.Data || c.Ext != msg.Ext {
+				out = encodeDelivery(&c)
+			}
+		}
+		if !sess.enqueue(out) {
+			s.log.Warn("dropping slow consumer", "clientId", sess.id, "maxQueueBytes", s.cfg.MaxQueueBytes)
+			go s.end(sess, EndSlow)
+		}
+	}
+	clear(subs)
+	*bp = subs[:0]
+	s.matchPool.Put(bp)
+}
+
+// parseDelivery reads an encoded delivery back into a Message (its strings
+// alias msg, which is never modified).
+func parseDelivery(msg []byte) Message {
+	return parseMessage(gjson.Parse(unsafe.String(unsafe.SliceData(msg), len(msg))))
+}
+
+// interest counts, per pattern, the local subscribers (sessions and
+// in-process handlers) so that the engine is told when this node starts and
+// stops listening to a pattern. Changes for one pattern are serialised, so
+// the engine never sees them out of order.
+type interest struct {
+	mu    sync.Mutex
+	count map[string]int
+}
+
+// acquire adds a local subscriber to pattern, telling the engine on the
+// first one.
+func (s *Server) acquire(ctx context.Context, pattern string) error {
+	in := &s.interest
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.count[pattern] == 0 {
+		if err := s.engine.Subscribe(ctx, pattern); err != nil {
+			return err
+		}
+	}
+	in.count[pattern]++
+	return nil
+}
+
+// release removes a local subscriber from pattern, telling the engine after
+// the last one.
+func (s *Server) release(pattern string) {
+	in := &s.interest
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	n := in.count[pattern] - 1
+	if n > 0 {
+		in.count[pattern] = n
+		return
+	}
+	delete(in.count, pattern)
+	if err := s.engine.Unsubscribe(s.ctx, pattern); err != nil {
+		s.log.Warn("engine unsubscribe failed", "pattern", pattern, "err", err)
+	}
+}
