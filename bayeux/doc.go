@@ -1,0 +1,68 @@
+// Package bayeux implements a Bayeux pub/sub server that faye (1.4) and
+// CometD clients use unchanged.
+//
+// A Server is an http.Handler. Mounted at Config.Mount (default "/bayeux"),
+// it serves every transport those clients use on that one path:
+//
+//   - WebSocket: an upgrade on the mount (absent and foreign Origins are
+//     accepted unless Config.AllowedOrigins says otherwise);
+//   - long-polling: POST with a JSON body, or a form body whose "message"
+//     field holds the JSON (browsers' cross-origin transport sends it as
+//     text/plain), on {mount}, {mount}/, {mount}/handshake, {mount}/connect
+//     and {mount}/disconnect (CometD's paths);
+//   - callback-polling (JSONP): GET {mount}?message=...&jsonp=callback;
+//   - CORS preflights, answered with faye's headers plus whatever headers
+//     the browser asks for;
+//   - EventSource: GET {mount}/{clientId} with Accept: text/event-stream.
+//
+// # Protocol
+//
+// The five meta channels (/meta/handshake, /meta/connect, /meta/subscribe,
+// /meta/unsubscribe, /meta/disconnect) answer with faye's exact fields,
+// error strings ("401:<clientId>:Unknown client", "405:<channel>:Invalid
+// channel", ...) and precedence. Every message of a batch gets a reply
+// carrying its id. Publishing needs no clientId. Channels follow faye's
+// grammar (see package channels), with wildcards /* (one segment) and /**
+// (any depth). Messages on /service/** are never broadcast: they reach
+// in-process subscribers and the handler registered with HandleService,
+// whose answer goes back to the publisher (CometD's remoteCall); clients may
+// subscribe to /service channels, which succeeds without effect.
+//
+// Broadcasts carry only channel, data, id and ext: a publisher cannot push
+// advice or a fake reply into other clients. data is forwarded byte for
+// byte.
+//
+// # Sessions and delivery
+//
+// A session (clientId: 160 random bits) is not tied to a transport: a client
+// may connect over long-polling and then a WebSocket, re-use its clientId on
+// a new socket after a reload, or move a socket to a new clientId after a
+// re-handshake. At most one /meta/connect is held per session; a newer one
+// answers the older at once. Sessions that stop connecting are ended after
+// twice Config.Timeout.
+//
+// A published message is encoded once; subscribers receive the same bytes,
+// once each however many of their patterns match. Each session's queue is
+// bounded in bytes (Config.MaxQueueBytes): a client that does not keep up is
+// disconnected with advice to handshake again instead of growing memory.
+// Connections drain everything queued into one WebSocket frame (a JSON
+// array) or one long-poll response. A long-poll whose request is cancelled
+// keeps its messages for the next connect.
+//
+// # Extending the server
+//
+// Extensions (Config.Extensions) see every incoming message, with the
+// sender's Session and HTTP request, and every outgoing reply, like faye's;
+// they reject messages by setting Message.Error and attach an Identity to a
+// session at handshake. A DeliveryFilter decides per recipient. Events
+// (Config.Events) report handshakes, subscriptions, publishes and
+// disconnects. The server API publishes (Publish, PublishTo with an identity
+// filter, Deliver to one client), subscribes in process (Subscribe),
+// answers /service requests (HandleService), disconnects clients and counts
+// sessions and subscribers.
+//
+// # Many nodes
+//
+// The Engine interface carries publishes and channel interest between nodes;
+// NewMemoryEngine serves a single node and is the default.
+package bayeux
