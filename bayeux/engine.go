@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // Engine is the seam between one server node and many. A node keeps its own
@@ -96,4 +97,43 @@ func (e *memoryEngine) Close() error {
 	e.deliver = nil
 	e.mu.Unlock()
 	return nil
+}
+
+// A Cluster is an Engine that spans several nodes. Besides publishes, it
+// records which node owns each session, carries messages between nodes so
+// that a node can forward a request to the session's owner (clients need no
+// sticky load balancing), and sums counts across nodes.
+//
+// Session ownership: the node that creates a session owns it; its
+// subscriptions, queue and held connect live there. Another node that gets
+// a request for the session forwards it to the owner with Send.
+type Cluster interface {
+	Engine
+
+	// NodeID identifies this node among the cluster's nodes.
+	NodeID() string
+
+	// ClaimSession records that this node owns session id, for ttl; the
+	// owner calls it again to extend the claim. The cluster re-records the
+	// claims it holds when its store was reset (a restarted Redis, say).
+	ClaimSession(ctx context.Context, id string, ttl time.Duration) error
+	// ReleaseSession forgets this node's claim on session id.
+	ReleaseSession(ctx context.Context, id string) error
+	// SessionOwner returns the live node that owns session id, or "" when
+	// no live node does.
+	SessionOwner(ctx context.Context, id string) (string, error)
+
+	// Send delivers msg to the node's handler (see HandleNodeMessages). An
+	// error means it was not sent.
+	Send(ctx context.Context, node string, msg []byte) error
+	// HandleNodeMessages sets the function called, one at a time in
+	// arrival order, with each message sent to this node. The server calls
+	// it once, before Start.
+	HandleNodeMessages(h func(msg []byte))
+
+	// ReportCounts publishes this node's number of sessions and of
+	// subscribers per pattern, replacing its previous report.
+	ReportCounts(ctx context.Context, sessions int, subscribers map[string]int) error
+	// Counts returns the sums of the live nodes' latest reports.
+	Counts(ctx context.Context) (sessions int, subscribers map[string]int, err error)
 }
