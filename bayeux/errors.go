@@ -26,3 +26,7 @@ func errPublishFailed(channel string) string { return "407:" + channel + ":Faile
 
 // errSlowConsumer ends a session whose queue grew past its byte limit.
 const errSlowConsumer = "408::Slow consumer - queue limit exceeded"
+
+// errClusterUnavailable fails a handshake when the cluster's store cannot
+// record the new session.
+const errClusterUnavailable = "503::Cluster unavailable"

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 )
 
 // Header values shared by every response; net/http never modifies them.
@@ -58,17 +59,24 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 		badRequest(w)
 		return
 	}
-	var msgs []Message
+	var (
+		msgs []Message
+		raw  []string
+	)
 	if mediaType(r.Header.Get("Content-Type")) == "application/json" {
 		msgs, err = parseBatch(body)
+		raw = []string{unsafe.String(unsafe.SliceData(body), len(body))}
 	} else {
-		msgs, err = parseForm(string(body))
+		raw, err = formMessages(string(body))
+		if err == nil {
+			msgs, err = parseValues(raw)
+		}
 	}
 	if err != nil {
 		badRequest(w)
 		return
 	}
-	s.respond(w, r, msgs, "")
+	s.respond(w, r, raw, msgs, "")
 }
 
 // serveJSONP handles callback-polling: GET with the JSON in the "message"
@@ -96,16 +104,16 @@ func (s *Server) serveJSONP(w http.ResponseWriter, r *http.Request) {
 		badRequest(w)
 		return
 	}
-	s.respond(w, r, msgs, callback)
+	s.respond(w, r, values, msgs, callback)
 }
 
-// parseForm decodes a form body and parses its "message" fields.
-func parseForm(body string) ([]Message, error) {
+// formMessages decodes a form body and returns its "message" fields.
+func formMessages(body string) ([]string, error) {
 	q, err := url.ParseQuery(body)
 	if err != nil || len(q["message"]) == 0 {
 		return nil, errBadRequest
 	}
-	return parseValues(q["message"])
+	return q["message"], nil
 }
 
 // parseValues parses one or more "message" parameters, each a message or a
@@ -131,23 +139,62 @@ func mediaType(ct string) string {
 }
 
 // respond processes msgs, waits for a held connect if there is one, and
-// writes the replies (as JSONP when callback is set).
-func (s *Server) respond(w http.ResponseWriter, r *http.Request, msgs []Message, callback string) {
-	x := s.newExchange(r.Context(), r, nil)
-	x.run(msgs)
-	items := x.replies
-	var sess *Session
-	var queued [][]byte
-	if c := x.connect; c != nil {
-		var ok bool
-		queued, ok = s.waitConnect(r.Context(), c)
-		if !ok {
-			return // the client went away; its messages stay queued
-		}
-		sess = c.sess
-		items = append(items, s.encodeReply(x.ctx, &c.reply))
-		items = append(items, queued...)
+// writes the replies (as JSONP when callback is set). raw holds the request's
+// JSON, forwarded as is when the session lives on another node.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, raw []string, msgs []Message, callback string) {
+	if owner := s.ownerElsewhere(r.Context(), msgs); owner != "" {
+		s.forwardHTTP(w, r, owner, raw, callback)
+		return
 	}
+	a, ok := s.answer(r.Context(), r, msgs)
+	if !ok {
+		return // the client went away; its messages stay queued
+	}
+	a.done(writeReplies(w, a.items, callback))
+}
+
+// answered is the response to an HTTP request: the replies, then the
+// messages a connect took from its session's queue.
+type answered struct {
+	items  [][]byte
+	sess   *Session
+	queued [][]byte
+}
+
+// done gives the queued messages back to the session if writing failed, so
+// nothing is lost, or releases their slice.
+func (a *answered) done(err error) {
+	if a.sess == nil {
+		return
+	}
+	if err != nil {
+		a.sess.requeue(a.queued)
+	} else {
+		a.sess.release(a.queued)
+	}
+}
+
+// answer processes msgs and waits for a held connect. It reports false when
+// ctx ended while the connect was held.
+func (s *Server) answer(ctx context.Context, r *http.Request, msgs []Message) (*answered, bool) {
+	x := s.newExchange(ctx, r, nil)
+	x.run(msgs)
+	a := &answered{items: x.replies}
+	if c := x.connect; c != nil {
+		queued, ok := s.waitConnect(ctx, c)
+		if !ok {
+			return nil, false
+		}
+		a.sess, a.queued = c.sess, queued
+		a.items = append(a.items, s.encodeReply(ctx, &c.reply))
+		a.items = append(a.items, queued...)
+	}
+	return a, true
+}
+
+// writeReplies writes items as the JSON array of a long-polling response,
+// or as a JSONP script when callback is set.
+func writeReplies(w http.ResponseWriter, items [][]byte, callback string) error {
 	var body []byte
 	if callback != "" {
 		body = append(body, "/**/"...)
@@ -169,13 +216,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, msgs []Message,
 	h["X-Content-Type-Options"] = hdrNoSniff
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	_, err := w.Write(body)
-	if sess != nil {
-		if err != nil {
-			sess.requeue(queued)
-		} else {
-			sess.release(queued)
-		}
-	}
+	return err
 }
 
 // waitConnect holds an HTTP connect until a message is queued for its

@@ -23,7 +23,7 @@ type exchange struct {
 	srv     *Server
 	ctx     context.Context
 	req     *http.Request // the HTTP request, or the WebSocket's upgrade request
-	ws      *wsConn       // the WebSocket the batch arrived on; nil for HTTP
+	ws      *socket       // the socket the batch arrived on; nil for HTTP
 	replies [][]byte      // encoded replies, in message order
 
 	// connect is an HTTP /meta/connect of this batch, answered after the
@@ -45,7 +45,7 @@ type waitingConnect struct {
 	hold  time.Duration
 }
 
-func (s *Server) newExchange(ctx context.Context, r *http.Request, ws *wsConn) *exchange {
+func (s *Server) newExchange(ctx context.Context, r *http.Request, ws *socket) *exchange {
 	return &exchange{srv: s, ctx: ctx, req: r, ws: ws}
 }
 
@@ -147,6 +147,16 @@ func (x *exchange) handshake(m *Message) {
 	}
 	sess := m.Session
 	s.register(sess)
+	if s.cluster != nil {
+		if err := s.cluster.ClaimSession(x.ctx, sess.id, s.claimTTL()); err != nil {
+			s.sessions.remove(sess)
+			s.log.Warn("cluster: claiming a new session", "err", err)
+			r.Error, r.Advice = errClusterUnavailable, s.failureAdvice(m)
+			x.add(&r)
+			return
+		}
+		sess.claimed.Store(time.Now().UnixNano())
+	}
 	r.Successful, r.ClientID, r.Advice, r.Session = true, sess.id, s.retryAdvice(""), sess
 	x.add(&r)
 	if f := s.cfg.Events.Handshake; f != nil {

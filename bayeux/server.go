@@ -34,13 +34,14 @@ type Server struct {
 	wg     sync.WaitGroup // background goroutines
 
 	connsMu sync.Mutex
-	conns   map[*wsConn]struct{} // open WebSockets, closed at shutdown
+	conns   map[*socket]struct{} // open WebSockets, closed at shutdown
 
 	matchPool sync.Pool // *[]*Session scratch for fan-out
 	filters   []DeliveryFilter
 	local     locals   // in-process subscribers and /service handlers
 	interest  interest // local subscribers per pattern, for the engine
 
+	cluster    *cluster      // set when the engine spans nodes
 	script     *clientScript // the browser bundle, if configured
 	scriptHint sync.Once     // logs how to configure it, once
 }
@@ -58,7 +59,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: newSessionTable(),
 		ctx:      ctx,
 		cancel:   cancel,
-		conns:    make(map[*wsConn]struct{}),
+		conns:    make(map[*socket]struct{}),
 		local:    locals{subs: channels.NewIndex[*localSub]()},
 		interest: interest{count: make(map[string]int)},
 	}
@@ -87,12 +88,20 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.script = cs
 	}
+	if c, ok := s.engine.(Cluster); ok {
+		s.cluster = &cluster{Cluster: c, self: c.NodeID()}
+		c.HandleNodeMessages(s.onNodeMessage)
+	}
 	if err := s.engine.Start(ctx, s.deliver); err != nil {
 		cancel()
 		return nil, fmt.Errorf("bayeux: starting engine: %w", err)
 	}
 	s.wg.Add(1)
 	go s.collect()
+	if s.cluster != nil {
+		s.wg.Add(1)
+		go s.clusterLoop()
+	}
 	return s, nil
 }
 
@@ -225,6 +234,15 @@ func (s *Server) end(sess *Session, why EndReason) {
 	if st != nil {
 		st.end(why)
 	}
+	if s.cluster != nil {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := s.cluster.ReleaseSession(ctx, sess.id); err != nil {
+				s.log.Debug("cluster: releasing a session", "clientId", sess.id, "err", err)
+			}
+		}()
+	}
 	s.log.Debug("session ended", "clientId", sess.id, "reason", why.String())
 	if f := s.cfg.Events.Disconnect; f != nil {
 		f(sess, why)
@@ -282,7 +300,7 @@ func (s *Server) collect() {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.cancel() // wakes held long-polls and EventSource streams
 	s.connsMu.Lock()
-	conns := make([]*wsConn, 0, len(s.conns))
+	conns := make([]*socket, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}

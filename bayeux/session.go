@@ -20,6 +20,7 @@ type Session struct {
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last handshake or connect
 	identity atomic.Pointer[Identity]
+	claimed  atomic.Int64 // unix nanoseconds of the last cluster claim
 
 	mu     sync.Mutex
 	closed bool
@@ -237,7 +238,7 @@ func (p *poll) wakeUp() {
 // held is a /meta/connect held on a WebSocket until the timeout; messages
 // travel on the socket meanwhile.
 type held struct {
-	conn  *wsConn
+	conn  *socket
 	timer *time.Timer
 	reply []byte // the encoded connect reply, sent when the hold ends
 	id    string // the connect's id

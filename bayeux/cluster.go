@@ -1,0 +1,403 @@
+package bayeux
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// In a cluster a session lives on the node that created it (its owner):
+// its subscriptions, its queue and its held connect. A node that gets a
+// request for a session it does not own forwards the request to the owner
+// over the engine's node messages and relays the answer, so that clients
+// need no sticky load balancing. A WebSocket on a non-owner node gets a
+// remote socket on the owner, whose frames are pushed back to it.
+//
+// Node messages are JSON objects:
+//
+//	req       from a node to an owner: a batch of messages (Sock: from a
+//	          socket whose id is ID, else an HTTP request whose id is ID)
+//	resp      the owner's answer to an HTTP request: the reply array items
+//	cancel    the HTTP request ID went away: stop holding its connect
+//	push      frames for socket ID
+//	close     the owner closes socket ID (code, text)
+//	sockclose the socket ID on the sending node is gone
+type nodeMsg struct {
+	T       string            `json:"t"`
+	ID      string            `json:"id,omitempty"`
+	From    string            `json:"from,omitempty"`
+	Sock    bool              `json:"sock,omitempty"`
+	Batches []string          `json:"batches,omitempty"`
+	Header  http.Header       `json:"header,omitempty"`
+	Remote  string            `json:"remote,omitempty"`
+	Items   []json.RawMessage `json:"items,omitempty"`
+	Code    int               `json:"code,omitempty"`
+	Text    string            `json:"text,omitempty"`
+}
+
+// cluster is the server's side of a Cluster engine.
+type cluster struct {
+	Cluster
+	self string
+
+	pending sync.Map // request id -> chan *nodeMsg: forwarded HTTP requests awaiting answers
+	served  sync.Map // from+"/"+id -> context.CancelFunc: forwarded HTTP requests being served
+	remotes sync.Map // from+"/"+id -> *remoteSocket: sockets on other nodes
+	locals  sync.Map // socket id -> *wsConn: this node's sockets forwarding to owners
+}
+
+// claimTTL is how long a session claim lasts without renewal.
+func (s *Server) claimTTL() time.Duration { return 2*s.cfg.Timeout + 10*time.Second }
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (c *cluster) send(ctx context.Context, node string, m *nodeMsg) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return c.Send(ctx, node, b)
+}
+
+// ownerElsewhere returns the node that owns the session of msgs when it is
+// another live node; "" when the batch is for this node.
+func (s *Server) ownerElsewhere(ctx context.Context, msgs []Message) string {
+	if s.cluster == nil {
+		return ""
+	}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.ClientID == "" || m.Channel == metaHandshake {
+			continue
+		}
+		if s.sessions.get(m.ClientID) != nil {
+			return ""
+		}
+		owner, err := s.cluster.SessionOwner(ctx, m.ClientID)
+		if err != nil {
+			s.log.Warn("cluster: looking up a session's owner", "clientId", m.ClientID, "err", err)
+			return ""
+		}
+		if owner == s.cluster.self {
+			return ""
+		}
+		return owner
+	}
+	return ""
+}
+
+// forwardHTTP sends an HTTP request's messages to the session's owner and
+// writes its answer. If the client goes away the owner is told, so that the
+// messages stay queued there.
+func (s *Server) forwardHTTP(w http.ResponseWriter, r *http.Request, owner string, raw []string, callback string) {
+	c := s.cluster
+	id := newRequestID()
+	answer := make(chan *nodeMsg, 1)
+	c.pending.Store(id, answer)
+	defer c.pending.Delete(id)
+	req := &nodeMsg{T: "req", ID: id, From: c.self, Batches: raw, Header: r.Header, Remote: r.RemoteAddr}
+	if err := c.send(r.Context(), owner, req); err != nil {
+		s.log.Warn("cluster: forwarding a request", "owner", owner, "err", err)
+		http.Error(w, "Session owner unreachable", http.StatusServiceUnavailable)
+		return
+	}
+	limit := time.NewTimer(s.cfg.Timeout + 10*time.Second)
+	defer limit.Stop()
+	select {
+	case m := <-answer:
+		items := make([][]byte, len(m.Items))
+		for i, it := range m.Items {
+			items[i] = it
+		}
+		_ = writeReplies(w, items, callback)
+	case <-r.Context().Done():
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = c.send(ctx, owner, &nodeMsg{T: "cancel", ID: id, From: c.self})
+	case <-limit.C:
+		http.Error(w, "Session owner did not answer", http.StatusGatewayTimeout)
+	case <-s.ctx.Done():
+		http.Error(w, "Server shutting down", http.StatusServiceUnavailable)
+	}
+}
+
+// onNodeMessage handles a message from another node. It runs on the
+// engine's delivery goroutine, so anything slow happens elsewhere.
+func (s *Server) onNodeMessage(b []byte) {
+	c := s.cluster
+	var m nodeMsg
+	if err := json.Unmarshal(b, &m); err != nil {
+		s.log.Warn("cluster: bad node message", "err", err)
+		return
+	}
+	switch m.T {
+	case "req":
+		if m.Sock {
+			s.remoteSocket(&m).enqueue(&m)
+		} else {
+			go s.serveForwarded(&m)
+		}
+	case "resp":
+		if ch, ok := c.pending.Load(m.ID); ok {
+			ch.(chan *nodeMsg) <- &m
+		}
+	case "cancel":
+		if cancel, ok := c.served.Load(m.From + "/" + m.ID); ok {
+			cancel.(context.CancelFunc)()
+		}
+	case "push":
+		if ws, ok := c.locals.Load(m.ID); ok {
+			items := make([][]byte, len(m.Items))
+			for i, it := range m.Items {
+				items[i] = it
+			}
+			conn := ws.(*wsConn)
+			if conn.write(items...) != nil {
+				conn.close(closeAbnormal, "")
+			}
+		}
+	case "close":
+		if ws, ok := c.locals.Load(m.ID); ok {
+			go ws.(*wsConn).close(m.Code, m.Text)
+		}
+	case "sockclose":
+		if rs, ok := c.remotes.Load(m.From + "/" + m.ID); ok {
+			go rs.(*remoteSocket).close(closeAbnormal, "")
+		}
+	default:
+		s.log.Warn("cluster: unknown node message", "type", m.T)
+	}
+}
+
+// forwardedRequest rebuilds, for extensions, the HTTP request a forwarded
+// batch arrived in on the other node.
+func forwardedRequest(ctx context.Context, m *nodeMsg) *http.Request {
+	r, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/", nil)
+	r.Header = m.Header
+	r.RemoteAddr = m.Remote
+	return r
+}
+
+func parseRaw(batches []string) ([]Message, error) {
+	var all []Message
+	for _, b := range batches {
+		msgs, err := parseBatch([]byte(b))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, msgs...)
+	}
+	return all, nil
+}
+
+// serveForwarded answers an HTTP request forwarded by another node.
+func (s *Server) serveForwarded(m *nodeMsg) {
+	c := s.cluster
+	key := m.From + "/" + m.ID
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	c.served.Store(key, cancel)
+	defer c.served.Delete(key)
+	msgs, err := parseRaw(m.Batches)
+	if err != nil {
+		return
+	}
+	a, ok := s.answer(ctx, forwardedRequest(ctx, m), msgs)
+	if !ok {
+		return // the client went away: the messages stay queued here
+	}
+	resp := &nodeMsg{T: "resp", ID: m.ID, From: c.self, Items: make([]json.RawMessage, len(a.items))}
+	for i, it := range a.items {
+		resp.Items[i] = it
+	}
+	sendCtx, done := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+	defer done()
+	a.done(c.send(sendCtx, m.From, resp))
+}
+
+// remoteSocket is, on a session's owner, a WebSocket that lives on another
+// node: its frames are pushed there. Frames from it are handled in order.
+type remoteSocket struct {
+	socket
+	node, id string
+
+	mu      sync.Mutex
+	queue   []*nodeMsg
+	running bool
+}
+
+// remoteSink pushes a remote socket's frames to its node.
+type remoteSink struct {
+	srv      *Server
+	node, id string
+}
+
+func (k *remoteSink) writeFrames(items [][]byte) error {
+	m := &nodeMsg{T: "push", ID: k.id, From: k.srv.cluster.self, Items: make([]json.RawMessage, len(items))}
+	for i, it := range items {
+		m.Items[i] = it
+	}
+	ctx, cancel := context.WithTimeout(k.srv.ctx, k.srv.cfg.WriteTimeout)
+	defer cancel()
+	return k.srv.cluster.send(ctx, k.node, m)
+}
+
+func (k *remoteSink) shut(code int, text string) {
+	k.srv.cluster.remotes.Delete(k.node + "/" + k.id)
+	if code == closeAbnormal {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = k.srv.cluster.send(ctx, k.node, &nodeMsg{T: "close", ID: k.id, From: k.srv.cluster.self, Code: code, Text: text})
+}
+
+// remoteSocket returns the remote socket a forwarded frame came from,
+// creating it on its first frame.
+func (s *Server) remoteSocket(m *nodeMsg) *remoteSocket {
+	key := m.From + "/" + m.ID
+	if rs, ok := s.cluster.remotes.Load(key); ok {
+		return rs.(*remoteSocket)
+	}
+	rs := &remoteSocket{node: m.From, id: m.ID}
+	rs.socket = socket{srv: s, sink: &remoteSink{srv: s, node: m.From, id: m.ID}, req: forwardedRequest(s.ctx, m)}
+	actual, _ := s.cluster.remotes.LoadOrStore(key, rs)
+	return actual.(*remoteSocket)
+}
+
+// enqueue adds a forwarded frame and makes sure a goroutine handles the
+// socket's frames, one at a time in arrival order.
+func (rs *remoteSocket) enqueue(m *nodeMsg) {
+	rs.mu.Lock()
+	rs.queue = append(rs.queue, m)
+	start := !rs.running
+	rs.running = true
+	rs.mu.Unlock()
+	if start {
+		go rs.work()
+	}
+}
+
+func (rs *remoteSocket) work() {
+	s := rs.srv
+	for {
+		rs.mu.Lock()
+		if len(rs.queue) == 0 {
+			rs.running = false
+			rs.mu.Unlock()
+			return
+		}
+		m := rs.queue[0]
+		rs.queue = rs.queue[1:]
+		rs.mu.Unlock()
+		if rs.closed.Load() {
+			continue
+		}
+		msgs, err := parseRaw(m.Batches)
+		if err != nil || len(msgs) == 0 {
+			continue
+		}
+		x := s.newExchange(s.ctx, rs.req, &rs.socket)
+		x.run(msgs)
+		if len(x.replies) > 0 && rs.write(x.replies...) != nil {
+			continue
+		}
+		if x.closeAfter {
+			rs.close(closeNormal, "disconnected")
+		}
+	}
+}
+
+// forwardFrame sends a WebSocket frame for a session owned by another node
+// to that node. The socket becomes that node's remote socket.
+func (c *wsConn) forwardFrame(owner string, frame []byte) error {
+	s := c.srv
+	cl := s.cluster
+	if c.remoteID == "" {
+		c.remoteID = newRequestID()
+		cl.locals.Store(c.remoteID, c)
+		prev := c.onClose
+		c.onClose = func() {
+			prev()
+			cl.locals.Delete(c.remoteID)
+			c.tellOwners()
+		}
+	}
+	c.remoteMu.Lock()
+	if c.owners == nil {
+		c.owners = map[string]bool{}
+	}
+	c.owners[owner] = true
+	c.remoteMu.Unlock()
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	return cl.send(ctx, owner, &nodeMsg{T: "req", ID: c.remoteID, From: cl.self, Sock: true,
+		Batches: []string{string(frame)}, Header: c.req.Header, Remote: c.req.RemoteAddr})
+}
+
+// tellOwners tells the nodes this socket forwarded to that it is gone (or
+// now serves a session of this node).
+func (c *wsConn) tellOwners() {
+	c.remoteMu.Lock()
+	owners := c.owners
+	c.owners = nil
+	c.remoteMu.Unlock()
+	if len(owners) == 0 {
+		return
+	}
+	cl := c.srv.cluster
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for node := range owners {
+		_ = cl.send(ctx, node, &nodeMsg{T: "sockclose", ID: c.remoteID, From: cl.self})
+	}
+}
+
+// clusterLoop keeps this node's session claims alive and reports its
+// counts every second.
+func (s *Server) clusterLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	ttl := s.claimTTL()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now().UnixNano()
+		s.sessions.each(func(sess *Session) {
+			if now-sess.claimed.Load() > int64(ttl/3) {
+				if err := s.cluster.ClaimSession(s.ctx, sess.id, ttl); err == nil {
+					sess.claimed.Store(now)
+				}
+			}
+		})
+		subs := map[string]int{}
+		s.index.Patterns(func(p string, n int) bool { subs[p] = n; return true })
+		if err := s.cluster.ReportCounts(s.ctx, s.Sessions(), subs); err != nil {
+			s.log.Debug("cluster: reporting counts", "err", err)
+		}
+	}
+}
+
+// Counts returns the number of sessions and of subscribers per pattern: of
+// the whole cluster when the engine is a Cluster (as last reported by each
+// node, at most about a second old), else of this node.
+func (s *Server) Counts(ctx context.Context) (sessions int, subscribers map[string]int, err error) {
+	if s.cluster != nil {
+		return s.cluster.Counts(ctx)
+	}
+	subscribers = map[string]int{}
+	s.index.Patterns(func(p string, n int) bool { subscribers[p] = n; return true })
+	return s.Sessions(), subscribers, nil
+}
