@@ -113,11 +113,7 @@ func (s *Server) forwardHTTP(w http.ResponseWriter, r *http.Request, owner strin
 	defer limit.Stop()
 	select {
 	case m := <-answer:
-		items := make([][]byte, len(m.Items))
-		for i, it := range m.Items {
-			items[i] = it
-		}
-		_ = writeReplies(w, items, callback)
+		_ = writeReplies(w, frames(m.Items), callback)
 	case <-r.Context().Done():
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -155,14 +151,7 @@ func (s *Server) onNodeMessage(b []byte) {
 		}
 	case "push":
 		if ws, ok := c.locals.Load(m.ID); ok {
-			items := make([][]byte, len(m.Items))
-			for i, it := range m.Items {
-				items[i] = it
-			}
-			conn := ws.(*wsConn)
-			if conn.write(items...) != nil {
-				conn.close(closeAbnormal, "")
-			}
+			_ = ws.(*wsConn).write(frames(m.Items)...) // a failed write closes it
 		}
 	case "close":
 		if ws, ok := c.locals.Load(m.ID); ok {
@@ -186,16 +175,22 @@ func forwardedRequest(ctx context.Context, m *nodeMsg) *http.Request {
 	return r
 }
 
-func parseRaw(batches []string) ([]Message, error) {
-	var all []Message
-	for _, b := range batches {
-		msgs, err := parseBatch([]byte(b))
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, msgs...)
+// frames converts node-message items to encoded messages.
+func frames(items []json.RawMessage) [][]byte {
+	out := make([][]byte, len(items))
+	for i, it := range items {
+		out[i] = it
 	}
-	return all, nil
+	return out
+}
+
+// rawItems converts encoded messages to node-message items.
+func rawItems(items [][]byte) []json.RawMessage {
+	out := make([]json.RawMessage, len(items))
+	for i, it := range items {
+		out[i] = it
+	}
+	return out
 }
 
 // serveForwarded answers an HTTP request forwarded by another node.
@@ -206,7 +201,7 @@ func (s *Server) serveForwarded(m *nodeMsg) {
 	defer cancel()
 	c.served.Store(key, cancel)
 	defer c.served.Delete(key)
-	msgs, err := parseRaw(m.Batches)
+	msgs, err := parseValues(m.Batches)
 	if err != nil {
 		return
 	}
@@ -214,10 +209,7 @@ func (s *Server) serveForwarded(m *nodeMsg) {
 	if !ok {
 		return // the client went away: the messages stay queued here
 	}
-	resp := &nodeMsg{T: "resp", ID: m.ID, From: c.self, Items: make([]json.RawMessage, len(a.items))}
-	for i, it := range a.items {
-		resp.Items[i] = it
-	}
+	resp := &nodeMsg{T: "resp", ID: m.ID, From: c.self, Items: rawItems(a.items)}
 	sendCtx, done := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	defer done()
 	a.done(c.send(sendCtx, m.From, resp))
@@ -241,10 +233,7 @@ type remoteSink struct {
 }
 
 func (k *remoteSink) writeFrames(items [][]byte) error {
-	m := &nodeMsg{T: "push", ID: k.id, From: k.srv.cluster.self, Items: make([]json.RawMessage, len(items))}
-	for i, it := range items {
-		m.Items[i] = it
-	}
+	m := &nodeMsg{T: "push", ID: k.id, From: k.srv.cluster.self, Items: rawItems(items)}
 	ctx, cancel := context.WithTimeout(k.srv.ctx, k.srv.cfg.WriteTimeout)
 	defer cancel()
 	return k.srv.cluster.send(ctx, k.node, m)
@@ -301,7 +290,7 @@ func (rs *remoteSocket) work() {
 		if rs.closed.Load() {
 			continue
 		}
-		msgs, err := parseRaw(m.Batches)
+		msgs, err := parseValues(m.Batches)
 		if err != nil || len(msgs) == 0 {
 			continue
 		}
