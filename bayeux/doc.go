@@ -64,5 +64,30 @@
 // # Many nodes
 //
 // The Engine interface carries publishes and channel interest between nodes;
-// NewMemoryEngine serves a single node and is the default.
+// NewMemoryEngine serves a single node and is the default. A node tells its
+// engine which patterns its sessions (and in-process subscribers) listen to,
+// so publications reach only the nodes that need them, and each node fans
+// out to its own sessions: the engine's work per publish does not depend on
+// the number of subscribers.
+//
+// An engine that also implements Cluster (package bayeux/redis) makes
+// sessions cluster-wide without sticky load balancing. A session is owned
+// by the node that created it: its subscriptions, queue and held connect
+// live there. A node that receives a request for a session it does not own
+// asks the cluster for the owner and forwards the request to it; the owner
+// handles it exactly as a local one (holding the connect until messages
+// arrive or the timeout ends) and sends the answer back, which the first
+// node writes to the client. If the client goes away, the owner is told and
+// the messages stay queued there. A WebSocket that lands on a non-owner node
+// is bound on the owner as a remote socket whose frames are pushed to the
+// node holding the connection.
+//
+// The cost: a request for a session on another node takes an owner lookup
+// and two node messages (request and answer); frames for a remote socket
+// take one node message per flush (a flush carries everything queued). A
+// client that keeps talking to its session's owner costs nothing extra. If
+// an owner dies, its sessions are gone: their clients get "401::Unknown
+// client" and handshake again on a live node. Queues in the shared store
+// (faye-redis) would survive that, but at a store write per recipient of
+// every message; forwarding keeps fan-out on the nodes.
 package bayeux
