@@ -80,11 +80,11 @@ func (s *Server) PublishTo(ctx context.Context, channel string, data any, filter
 }
 
 // Deliver sends a message on channel to one client only, whether or not it
-// subscribes to channel.
-func (s *Server) Deliver(clientID, channel string, data any) error {
-	sess := s.sessions.get(clientID)
-	if sess == nil {
-		return fmt.Errorf("%w: %s", ErrUnknownClient, clientID)
+// subscribes to channel; WithExt sets its ext. In a cluster the client may
+// be on any node.
+func (s *Server) Deliver(clientID, channel string, data any, opts ...PublishOption) error {
+	if channels.IsMeta(channel) {
+		return &RejectedError{Channel: channel, Message: errChannelForbidden(channel)}
 	}
 	if !s.cfg.Grammar.ValidName(channel) {
 		return &RejectedError{Channel: channel, Message: errChannelInvalid(channel)}
@@ -93,11 +93,29 @@ func (s *Server) Deliver(clientID, channel string, data any) error {
 	if err != nil {
 		return err
 	}
-	m := Message{Channel: channel, Data: raw}
-	if !sess.enqueue(encodeDelivery(&m)) {
+	o := &publishOptions{}
+	for _, opt := range opts {
+		opt(o)
+	}
+	m := Message{Channel: channel, Data: raw, Ext: o.ext}
+	msg := encodeDelivery(&m)
+	if sess := s.sessions.get(clientID); sess != nil {
+		s.deliverTo(sess, msg)
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	if owner := s.remoteOwner(ctx, clientID); owner != "" {
+		return s.cluster.send(ctx, owner, &nodeMsg{T: "deliver", ID: clientID, From: s.cluster.self, Items: rawItems([][]byte{msg})})
+	}
+	return fmt.Errorf("%w: %s", ErrUnknownClient, clientID)
+}
+
+// deliverTo queues msg for sess, ending the session if it is too slow.
+func (s *Server) deliverTo(sess *Session, msg []byte) {
+	if !sess.enqueue(msg) {
 		go s.end(sess, EndSlow)
 	}
-	return nil
 }
 
 // Subscribe calls handler for every message published on a channel matching
@@ -149,20 +167,29 @@ func (s *Server) HandleService(pattern string, h ServiceHandler) error {
 
 // Disconnect ends a client's session as if it had disconnected: its held
 // connect is answered, its socket closed, and its next message gets
-// "401::Unknown client" with advice to handshake again.
+// "401::Unknown client" with advice to handshake again. In a cluster the
+// client may be on any node.
 func (s *Server) Disconnect(clientID string) error {
-	sess := s.sessions.get(clientID)
-	if sess == nil {
-		return fmt.Errorf("%w: %s", ErrUnknownClient, clientID)
+	if sess := s.sessions.get(clientID); sess != nil {
+		s.end(sess, EndServer)
+		return nil
 	}
-	s.end(sess, EndServer)
-	return nil
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	if owner := s.remoteOwner(ctx, clientID); owner != "" {
+		return s.cluster.send(ctx, owner, &nodeMsg{T: "disconnect", ID: clientID, From: s.cluster.self})
+	}
+	return fmt.Errorf("%w: %s", ErrUnknownClient, clientID)
 }
+
+// Done is closed when the server starts shutting down.
+func (s *Server) Done() <-chan struct{} { return s.ctx.Done() }
 
 // Session returns the session of clientID on this node, or nil.
 func (s *Server) Session(clientID string) *Session { return s.sessions.get(clientID) }
 
-// Sessions returns the number of sessions on this node.
+// Sessions returns the number of sessions on this node (see Counts for the
+// whole cluster).
 func (s *Server) Sessions() int { return int(s.sessions.count.Load()) }
 
 // Subscribers returns how many sessions subscribe to exactly pattern (a

@@ -26,6 +26,8 @@ import (
 //	push      frames for socket ID
 //	close     the owner closes socket ID (code, text)
 //	sockclose the socket ID on the sending node is gone
+//	deliver   queue Items for session ID (Server.Deliver)
+//	disconnect end session ID (Server.Disconnect)
 type nodeMsg struct {
 	T       string            `json:"t"`
 	ID      string            `json:"id,omitempty"`
@@ -65,6 +67,19 @@ func (c *cluster) send(ctx context.Context, node string, m *nodeMsg) error {
 		return err
 	}
 	return c.Send(ctx, node, b)
+}
+
+// remoteOwner returns the live node, other than this one, that owns session
+// id; "" when there is none or this node is not in a cluster.
+func (s *Server) remoteOwner(ctx context.Context, id string) string {
+	if s.cluster == nil {
+		return ""
+	}
+	owner, err := s.cluster.SessionOwner(ctx, id)
+	if err != nil || owner == s.cluster.self {
+		return ""
+	}
+	return owner
 }
 
 // ownerElsewhere returns the node that owns the session of msgs when it is
@@ -156,6 +171,16 @@ func (s *Server) onNodeMessage(b []byte) {
 	case "close":
 		if ws, ok := c.locals.Load(m.ID); ok {
 			go ws.(*wsConn).close(m.Code, m.Text)
+		}
+	case "deliver":
+		if sess := s.sessions.get(m.ID); sess != nil {
+			for _, it := range m.Items {
+				s.deliverTo(sess, it)
+			}
+		}
+	case "disconnect":
+		if sess := s.sessions.get(m.ID); sess != nil {
+			go s.end(sess, EndServer)
 		}
 	case "sockclose":
 		if rs, ok := c.remotes.Load(m.From + "/" + m.ID); ok {

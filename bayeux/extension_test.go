@@ -261,6 +261,9 @@ func TestServerPublishAPI(t *testing.T) {
 	if err := ts.Deliver("nope", "/x", 1); err == nil {
 		t.Error("Deliver to an unknown client succeeded")
 	}
+	if err := ts.Deliver(bob, "/meta/connect", 1); !asRejected(err, &rejected) {
+		t.Errorf("Deliver to a meta channel = %v, want a RejectedError", err)
+	}
 	got := func(id string) string {
 		r := ts.post(t, connectBody(id, `,"advice":{"timeout":0}`))
 		var chans []string
