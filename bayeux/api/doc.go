@@ -1,0 +1,116 @@
+// Package api is the HTTP API that back ends use to drive a Bayou server:
+// publish, deliver to one client, disconnect a client, and count clients
+// and channels. It is served apart from the Bayeux mount, normally on a
+// listener of its own that only back ends can reach:
+//
+//	srv, err := bayeux.New(bayeux.Config{})
+//	...
+//	go http.ListenAndServe(":8000", srv)                               // clients, on /bayeux
+//	go http.ListenAndServe("127.0.0.1:8001", api.New(srv, api.Config{})) // back ends
+//
+// The handler answers paths relative to its root; to serve it under a
+// prefix, wrap it: http.StripPrefix("/api", api.New(srv, cfg)).
+//
+// # Access
+//
+// Config.Keys and Config.AllowNets decide who may call the API:
+//
+//   - neither set (the default): requests from the loopback addresses only;
+//   - AllowNets only: requests from those networks;
+//   - Keys only: requests that present a key, from anywhere;
+//   - both: requests that present a key from those networks.
+//
+// A key is sent as "Authorization: Bearer <key>" or "X-API-Key: <key>".
+// A source outside the allow-list is answered 403, a missing or wrong key
+// 401. The source is the connection's peer address; X-Forwarded-For is
+// used only when the peer is one of Config.TrustedProxies. Without keys,
+// requests that a browser sends for a web page (with an Origin header, or a
+// Sec-Fetch-Site header other than "none") are refused with 403, so that a
+// page the operator visits cannot use a loopback-only API through the
+// operator's browser.
+//
+// GET /health is served to everyone, without key: it reveals nothing but
+// that the process answers, and load balancers and orchestrators probe it
+// without credentials.
+//
+// # Routes
+//
+// Every answer is JSON. Successful actions answer {"ok":true}.
+//
+//	GET    /health                     {"ok":true}
+//	POST   /publish                    publish one message, or a batch
+//	POST   /clients/{clientId}/deliver send a message to one client
+//	DELETE /clients/{clientId}         disconnect a client
+//	GET    /clients                    {"count":N}: sessions (in the whole cluster)
+//	GET    /clients?channel=/a/b       count and ids of the clients that a publish on /a/b reaches
+//	GET    /clients/{clientId}         {"clientId","subscriptions","user","roles"}
+//	GET    /channels                   {"channels":[{"channel":"/a","subscribers":3},...]}
+//	GET    /channels?prefix=/chat      the same for /chat and the channels below it
+//
+// With a cluster engine, /clients and /channels count the whole cluster (as
+// each node last reported, about a second ago); ?channel= lists the clients
+// of the node asked; deliver and disconnect reach a client on any node.
+//
+// A publish is {"channel":"/x","data":<any JSON>}, with optional "ext"
+// (a JSON object sent as the message's ext) and "exclude" (a clientId that
+// must not receive the message, typically the client the back end is
+// answering). The message goes through the server's extensions like a
+// client's publish. A JSON array of publishes is a batch: they are
+// published in order, and the answer is {"results":[...]} with one
+// {"ok":true} or {"ok":false,"error":{...}} per item, even when some fail.
+// Unknown fields are refused.
+//
+// # Errors
+//
+// Errors are answered as {"error":{"code":"...","message":"..."}}:
+//
+//	400 bad_request         malformed JSON, missing field, unknown field or query parameter
+//	401 unauthorized        missing or wrong API key
+//	403 forbidden           source address not allowed; a browser request without keys
+//	404 not_found           unknown route or clientId
+//	405 method_not_allowed  the route exists with other methods (see the Allow header)
+//	413 too_large           body larger than Config.MaxBodyBytes (default 1 MiB)
+//	422 rejected            the server refused the message; message is the Bayeux error, such as "403::Forbidden"
+//	500 internal            anything else
+//	503 unavailable         the server's engine is closed
+//
+// # Examples
+//
+// With the API on 127.0.0.1:8001 and a key in $KEY (drop the
+// Authorization header when no key is configured):
+//
+//	# publish
+//	curl -sS http://127.0.0.1:8001/publish -H "Authorization: Bearer $KEY" \
+//	  -d '{"channel":"/chat/room1","data":{"text":"hello"}}'
+//	{"ok":true}
+//
+//	# publish with an ext, leaving out the client that sent the original
+//	curl -sS http://127.0.0.1:8001/publish -H "Authorization: Bearer $KEY" \
+//	  -d '{"channel":"/chat/room1","data":{"text":"hi"},"ext":{"from":"bot"},"exclude":"3kd8c7jq1x"}'
+//
+//	# a batch
+//	curl -sS http://127.0.0.1:8001/publish -H "X-API-Key: $KEY" \
+//	  -d '[{"channel":"/a","data":1},{"channel":"/meta/x","data":2}]'
+//	{"results":[{"ok":true},{"ok":false,"error":{"code":"rejected","message":"403:/meta/x:Forbidden channel"}}]}
+//
+//	# deliver to one client, whatever it subscribes to
+//	curl -sS http://127.0.0.1:8001/clients/3kd8c7jq1x/deliver -H "Authorization: Bearer $KEY" \
+//	  -d '{"channel":"/notice","data":"your export is ready"}'
+//
+//	# disconnect a client
+//	curl -sS -X DELETE http://127.0.0.1:8001/clients/3kd8c7jq1x -H "Authorization: Bearer $KEY"
+//
+//	# count clients; the clients a publish on /chat/room1 reaches
+//	curl -sS http://127.0.0.1:8001/clients -H "Authorization: Bearer $KEY"
+//	{"count":42}
+//	curl -sS 'http://127.0.0.1:8001/clients?channel=/chat/room1' -H "Authorization: Bearer $KEY"
+//	{"channel":"/chat/room1","count":2,"clients":["3kd8c7jq1x","9zq0t1m2b4"]}
+//
+//	# channels and their subscribers
+//	curl -sS 'http://127.0.0.1:8001/channels?prefix=/chat' -H "Authorization: Bearer $KEY"
+//	{"channels":[{"channel":"/chat/*","subscribers":1},{"channel":"/chat/room1","subscribers":2}]}
+//
+//	# health, without key
+//	curl -sS http://127.0.0.1:8001/health
+//	{"ok":true}
+package api
