@@ -4,6 +4,10 @@
 //
 //	go run ./cmd/bayou                  # serves http://127.0.0.1:8000/bayeux
 //	bayou --addr :8000 --timeout 30     # every flag also reads BAYOU_* variables
+//	bayou --config bayou.json           # settings (and ACL rules) from a JSON file
+//	bayou --auth token --token-secret s3cret --protect '/private/**'
+//	bayou --auth jwt --jwt-secret s3cret  # a JWT in ext; its "channels" claim lists the allowed channels
+//	bayou --auth callback --callback-url http://127.0.0.1:9000/auth
 //
 // Run bayou --help for every flag.
 package main
@@ -47,7 +51,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	srv, err := bayeux.New(opts.config(log))
+	cfg := opts.config(log)
+	if cfg.Extensions, err = opts.extensions(log); err != nil {
+		return err
+	}
+	srv, err := bayeux.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -65,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	url := fmt.Sprintf("http://%s%s", ln.Addr(), opts.mount)
 	fmt.Fprintf(stdout, "bayou serving Bayeux at %s\n", url)
-	log.Info("serving", "url", url, "timeout", opts.timeout, "ping", opts.ping)
+	log.Info("serving", "url", url, "timeout", opts.timeout, "ping", opts.ping, "auth", opts.auth.mode, "aclRules", opts.aclRules())
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -9,12 +9,15 @@ import (
 	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
+	"github.com/bayou-pubsub/bayou/extensions/acl"
 )
 
 // options are the command-line settings. Each flag --name may also be set by
-// the environment variable BAYOU_NAME (upper case, dashes as underscores); a
-// flag given on the command line wins over the environment.
+// the environment variable BAYOU_NAME (upper case, dashes as underscores) and
+// by the key "name" of the JSON file named by --config. The command line wins
+// over the environment, which wins over the file.
 type options struct {
+	configFile     string
 	addr           string
 	mount          string
 	timeout        float64
@@ -24,6 +27,17 @@ type options struct {
 	maxQueueBytes  int
 	clientJS       string
 	logLevel       string
+
+	auth authOptions
+
+	// acl holds the access rules of the config file ("acl"), nil when
+	// there are none.
+	acl *acl.Config
+
+	// apiAddr is the address of the HTTP management API (empty: not
+	// served) and apiKey the key its clients must present.
+	apiAddr string
+	apiKey  string
 }
 
 // envName returns the environment variable that sets flag name.
@@ -31,25 +45,35 @@ func envName(name string) string {
 	return "BAYOU_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
-// parseOptions reads args and the environment (getenv).
+// usageHeader introduces --help.
+const usageHeader = `bayou: a Bayeux (faye and CometD compatible) pub/sub server.
+
+Usage: bayou [flags]
+
+Every flag can also be set with an environment variable, shown in brackets,
+or as a key of the JSON file given by --config (for example
+{"addr": ":8000", "auth": "token", "protect": ["/private/**"]}); the command
+line wins over the environment, which wins over the file. Access rules
+(ACL) are set in the file only:
+
+  "acl": {"default": "anyone", "rules": [
+    {"pattern": "/users/{sub}/**", "subscribe": "identified", "publish": "identified"}]}
+
+Flags:
+`
+
+// parseOptions reads args, the environment (getenv) and the config file.
 func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("bayou", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, `bayou: a Bayeux (faye and CometD compatible) pub/sub server.
-
-Usage: bayou [flags]
-
-Every flag can also be set with an environment variable, shown in brackets;
-the flag wins when both are given.
-
-Flags:
-`)
+		fmt.Fprint(stderr, usageHeader)
 		fs.VisitAll(func(f *flag.Flag) {
 			fmt.Fprintf(stderr, "  --%s (%s)\n    \t%s (default %q)\n", f.Name, envName(f.Name), f.Usage, f.DefValue)
 		})
 	}
+	fs.StringVar(&o.configFile, "config", "", "JSON file of settings: flag names as keys, plus \"acl\" (see above)")
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8000", "address to listen on, host:port (port 0 picks a free port)")
 	fs.StringVar(&o.mount, "mount", "/bayeux", "path of the Bayeux endpoint; every transport is served under it")
 	fs.Float64Var(&o.timeout, "timeout", 25, "seconds a /meta/connect is held waiting for messages (advice.timeout); keep it below your proxies' idle timeout")
@@ -59,15 +83,21 @@ Flags:
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 4<<20, "bytes that may wait for one client before it is dropped as a slow consumer")
 	fs.StringVar(&o.clientJS, "client-js", "", "path of a browser bundle to serve at <mount>.js and <mount>/client.js (e.g. node_modules/faye/client/faye-browser-min.js)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	o.auth.register(fs)
+	fs.StringVar(&o.apiAddr, "api-addr", "", "address of the HTTP management API, host:port; empty disables it")
+	fs.StringVar(&o.apiKey, "api-key", "", "key that clients of the management API must present")
 
 	// Environment values become the flags' values before the command line
-	// is parsed, so that the command line overrides them.
+	// is parsed, so that the command line overrides them; the flags either
+	// set are not taken from the config file.
+	explicit := map[string]bool{}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
 			if err := f.Value.Set(v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
 			}
+			explicit[f.Name] = true
 		}
 	})
 	if envErr != nil {
@@ -79,21 +109,49 @@ Flags:
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
-	if o.timeout <= 0 {
-		return nil, fmt.Errorf("--timeout must be positive, got %v", o.timeout)
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
+	if o.configFile != "" {
+		acl, err := applyConfigFile(o.configFile, fs, explicit)
+		if err != nil {
+			return nil, err
+		}
+		o.acl = acl
 	}
-	if o.ping < 0 {
-		return nil, fmt.Errorf("--ping must not be negative, got %v", o.ping)
-	}
-	if !strings.HasPrefix(o.mount, "/") {
-		return nil, fmt.Errorf("--mount must start with /, got %q", o.mount)
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
 	return o, nil
 }
 
+// validate checks the values once every source is applied.
+func (o *options) validate() error {
+	if o.timeout <= 0 {
+		return fmt.Errorf("--timeout must be positive, got %v", o.timeout)
+	}
+	if o.ping < 0 {
+		return fmt.Errorf("--ping must not be negative, got %v", o.ping)
+	}
+	if !strings.HasPrefix(o.mount, "/") {
+		return fmt.Errorf("--mount must start with /, got %q", o.mount)
+	}
+	return o.auth.validate()
+}
+
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
 
-// config turns the options into the server's configuration.
+// list splits a comma-separated flag value, dropping empty items.
+func list(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// config turns the options into the server's configuration, extensions
+// aside (see extensions).
 func (o *options) config(log *slog.Logger) bayeux.Config {
 	c := bayeux.Config{
 		Mount:          o.mount,
@@ -107,11 +165,7 @@ func (o *options) config(log *slog.Logger) bayeux.Config {
 	if o.ping == 0 {
 		c.Ping = -1 // disabled
 	}
-	for _, origin := range strings.Split(o.allowedOrigins, ",") {
-		if origin = strings.TrimSpace(origin); origin != "" {
-			c.AllowedOrigins = append(c.AllowedOrigins, origin)
-		}
-	}
+	c.AllowedOrigins = list(o.allowedOrigins)
 	return c
 }
 
@@ -122,4 +176,12 @@ func (o *options) logger(w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
+}
+
+// aclRules returns the number of ACL rules, for the start-up log.
+func (o *options) aclRules() int {
+	if o.acl == nil {
+		return 0
+	}
+	return len(o.acl.Rules)
 }

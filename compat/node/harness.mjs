@@ -163,7 +163,7 @@ export async function freePort() {
   return port;
 }
 
-function serverCommand({ port, mount, timeout, ping }) {
+function serverCommand({ port, mount, timeout, ping, args: extraArgs = [] }) {
   if (SERVER_KIND === 'faye') {
     return {
       cmd: process.execPath,
@@ -179,7 +179,8 @@ function serverCommand({ port, mount, timeout, ping }) {
   }
   return {
     cmd: bin,
-    args: ['--addr', `127.0.0.1:${port}`, '--mount', mount, '--timeout', String(timeout), '--ping', String(ping)],
+    args: ['--addr', `127.0.0.1:${port}`, '--mount', mount, '--timeout', String(timeout), '--ping', String(ping),
+      ...extraArgs],
   };
 }
 
@@ -190,10 +191,12 @@ const READY_TIMEOUT_MS = 10_000;
  * Starts a server and resolves once it printed `serving Bayeux at <URL>`.
  * Returns { url, port, kind, stop(), restart(), logs() }.
  * restart() brings the server back on the SAME port (for recovery tests).
+ * args: extra command-line arguments for the Bayou binary (ignored by the faye
+ * reference server), e.g. ['--auth', 'token', '--token-secret', 's3cret'].
  */
-export async function startServer({ timeout = 3, ping = 5, port, mount = '/bayeux' } = {}) {
+export async function startServer({ timeout = 3, ping = 5, port, mount = '/bayeux', args = [] } = {}) {
   const chosenPort = port ?? await freePort();
-  const opts = { port: chosenPort, mount, timeout, ping };
+  const opts = { port: chosenPort, mount, timeout, ping, args };
   let child = null;
   let exited = null; // promise resolved on exit of the current child
   let logText = '';
