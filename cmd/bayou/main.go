@@ -20,12 +20,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
+	"github.com/bayou-pubsub/bayou/bayeux/api"
 )
 
 func main() {
@@ -59,27 +61,45 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", opts.addr)
-	if err != nil {
-		_ = srv.Shutdown(context.Background())
-		return fmt.Errorf("listen: %w", err)
-	}
 	mux := http.NewServeMux()
 	mux.Handle("/", srv) // the server answers its mount paths and 404s the rest
-	hs := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+	listeners := []listener{{name: "Bayeux", addr: opts.addr, path: opts.mount, handler: mux}}
+	if opts.apiAddr != "" {
+		var keys []string
+		if opts.apiKey != "" {
+			keys = []string{opts.apiKey}
+		}
+		listeners = append(listeners, listener{name: "the HTTP API", addr: opts.apiAddr, path: "/", handler: api.New(srv, api.Config{Keys: keys, Logger: log})})
 	}
-	url := fmt.Sprintf("http://%s%s", ln.Addr(), opts.mount)
-	fmt.Fprintf(stdout, "bayou serving Bayeux at %s\n", url)
-	log.Info("serving", "url", url, "timeout", opts.timeout, "ping", opts.ping, "auth", opts.auth.mode, "aclRules", opts.aclRules())
+	if opts.pprofAddr != "" {
+		listeners = append(listeners, listener{name: "pprof", addr: opts.pprofAddr, path: "/debug/pprof/", handler: pprofHandler()})
+	}
+	servers := make([]*http.Server, 0, len(listeners))
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			_ = srv.Shutdown(context.Background())
+			for _, hs := range servers {
+				_ = hs.Close()
+			}
+			return fmt.Errorf("listen for %s: %w", l.name, err)
+		}
+		hs := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+		servers = append(servers, hs)
+		url := fmt.Sprintf("http://%s%s", ln.Addr(), l.path)
+		fmt.Fprintf(stdout, "bayou serving %s at %s\n", l.name, url)
+		log.Info("serving", "what", l.name, "url", url)
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	log.Info("settings", "timeout", opts.timeout, "ping", opts.ping, "auth", opts.auth.mode, "aclRules", opts.aclRules())
 
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
 		_ = srv.Shutdown(context.Background())
+		for _, hs := range servers {
+			_ = hs.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -89,8 +109,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := srv.Shutdown(drain); err != nil {
 		log.Warn("bayeux shutdown", "err", err)
 	}
-	if err := hs.Shutdown(drain); err != nil {
-		return fmt.Errorf("http shutdown: %w", err)
+	for _, hs := range servers {
+		if err := hs.Shutdown(drain); err != nil {
+			return fmt.Errorf("http shutdown: %w", err)
+		}
 	}
 	return nil
+}
+
+// listener is one HTTP listener of the command.
+type listener struct {
+	name    string
+	addr    string
+	path    string // printed after the address
+	handler http.Handler
+}
+
+// pprofHandler serves the runtime profiles (go tool pprof URL/debug/pprof/profile).
+func pprofHandler() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }

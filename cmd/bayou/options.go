@@ -38,6 +38,8 @@ type options struct {
 	// served) and apiKey the key its clients must present.
 	apiAddr string
 	apiKey  string
+	// pprofAddr serves the runtime profiles when set.
+	pprofAddr string
 }
 
 // envName returns the environment variable that sets flag name.
@@ -85,7 +87,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	o.auth.register(fs)
 	fs.StringVar(&o.apiAddr, "api-addr", "", "address of the HTTP management API, host:port; empty disables it")
-	fs.StringVar(&o.apiKey, "api-key", "", "key that clients of the management API must present")
+	fs.StringVar(&o.apiKey, "api-key", "", "key that clients of the management API must present (without one, only loopback addresses are served)")
+	fs.StringVar(&o.pprofAddr, "pprof", "", "address to serve Go runtime profiles on (/debug/pprof/), e.g. 127.0.0.1:6060; empty disables it")
 
 	// Environment values become the flags' values before the command line
 	// is parsed, so that the command line overrides them; the flags either
