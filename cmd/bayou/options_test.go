@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -83,25 +84,28 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 	}
 }
 
-// TestRunServesAndDrains starts the whole command on a free port, makes a
-// handshake, and stops it through its context.
+// TestRunServesAndDrains starts the whole command on free ports (Bayeux
+// and the HTTP API), makes a handshake, counts it through the API, and stops
+// the command through its context.
 func TestRunServesAndDrains(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--timeout", "1", "--log-level", "error"}, func(string) string { return "" }, stdout, &bytes.Buffer{})
+		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--timeout", "1", "--log-level", "error"},
+			func(string) string { return "" }, stdout, &bytes.Buffer{})
 	}()
-	re := regexp.MustCompile(`serving Bayeux at (http://\S+)`)
-	var url string
-	for deadline := time.Now().Add(5 * time.Second); url == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if m := re.FindStringSubmatch(stdout.String()); m != nil {
-			url = m[1]
+	urlOf := func(what string) string {
+		re := regexp.MustCompile(`serving ` + what + ` at (http://\S+)`)
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if m := re.FindStringSubmatch(stdout.String()); m != nil {
+				return m[1]
+			}
 		}
+		t.Fatalf("no URL printed for %s: %q", what, stdout.String())
+		return ""
 	}
-	if url == "" {
-		t.Fatalf("no URL printed: %q", stdout.String())
-	}
+	url, apiURL := urlOf("Bayeux"), urlOf("the HTTP API")
 	res, err := http.Post(url, "application/json", strings.NewReader(`{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -109,6 +113,15 @@ func TestRunServesAndDrains(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("handshake status %d", res.StatusCode)
+	}
+	res, err = http.Get(apiURL + "clients")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if strings.TrimSpace(string(body)) != `{"count":1}` {
+		t.Fatalf("GET /clients: %d %s", res.StatusCode, body)
 	}
 	cancel()
 	select {
