@@ -1,0 +1,74 @@
+// Package client is a Bayeux client for Bayou, faye 1.4 and CometD servers.
+//
+// A Client keeps one session with a server: it handshakes over HTTP, then
+// carries its messages over a WebSocket when the server offers one (one
+// message per frame) or over HTTP long-polling otherwise (messages sent at
+// the same moment share a request). Its connect loop follows the server's
+// advice the way the faye client does: reconnect "retry" after
+// advice.interval, "handshake" when the server has lost the session, "none"
+// to stop.
+//
+//	c, err := client.Dial(ctx, "http://localhost:8000/bayeux")
+//	if err != nil {
+//		return err
+//	}
+//	defer c.Close()
+//
+//	sub, err := c.Subscribe(ctx, "/chat/**", func(m *client.Message) {
+//		fmt.Printf("%s: %s\n", m.Channel, m.Data)
+//	})
+//	...
+//	_, err = c.Publish(ctx, "/chat/lobby", map[string]string{"text": "hi"})
+//
+// # Subscriptions
+//
+// Subscribe accepts channel names and wildcard patterns ("/a/*" matches one
+// more segment, "/a/**" any number). The server sends a client one copy of
+// each message however many of its subscriptions match; the client matches
+// patterns itself and calls every matching handler. Several handlers on
+// the same pattern share one server subscription, made by the first and
+// removed when the last is cancelled.
+//
+// # Errors
+//
+// A request the server refuses fails with an error wrapping an *Error,
+// parsed from the Bayeux error string ("403:/meta/foo:Forbidden channel"
+// gives Code 403, Args ["/meta/foo"], Message "Forbidden channel"):
+//
+//	var berr *client.Error
+//	if errors.As(err, &berr) && berr.Code == 403 { ... }
+//
+// # Recovery
+//
+// When the connection fails (a dropped socket, a server restart) the client
+// retries with exponential backoff and jitter (WithBackoff). If the server
+// has lost the session ("401:<id>:Unknown client" with advice to
+// handshake) it handshakes again and restores every subscription before it
+// reports StateConnected. Messages published while the client had no
+// session are not delivered to it: Bayeux does not replay. Requests in
+// flight when a connection fails are sent again with the same id, so a
+// publish can be delivered twice (at least once, like faye). WithStateFunc
+// reports every state change (connected, disconnected, closed) for logs and
+// metrics.
+//
+// # Extensions
+//
+// An Extension sees every outgoing and incoming message, for example to add
+// an authentication token to the ext of subscribes and publishes:
+//
+//	client.WithExtension(client.Extension{
+//		Outgoing: func(m *client.Message) { m.SetExt("token", token) },
+//	})
+//
+// # Concurrency and lifetime
+//
+// A Client is safe for concurrent use. Handlers run one at a time on one
+// goroutine of the client, in the order messages arrive. Close disconnects
+// and waits for every goroutine the client started.
+//
+// Differences from the faye client: advice is taken only from the server's
+// replies, never from delivered messages (whose fields come from whoever
+// published them); pending requests fail with ErrStopped when the server
+// advises "none", instead of waiting forever; and retries back off
+// exponentially with jitter instead of every 5 seconds.
+package client

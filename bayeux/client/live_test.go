@@ -1,0 +1,206 @@
+package client_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/bayou-pubsub/bayou/bayeux/client"
+)
+
+// TestLive runs the client against live servers, the bayou binary and the
+// npm faye 1.4.3 server, over both transports: publish and subscribe,
+// wildcards, refused requests, and recovery after a server restart.
+func TestLive(t *testing.T) {
+	t.Parallel()
+	for _, kind := range []string{"bayou", "faye"} {
+		for _, tr := range transports {
+			t.Run(kind+"/"+tr, func(t *testing.T) {
+				t.Parallel()
+				srv := startProcess(t, kind, 2)
+				t.Run("roundtrip", func(t *testing.T) { liveRoundTrip(t, srv, tr) })
+				t.Run("wildcards", func(t *testing.T) { liveWildcards(t, srv, tr) })
+				t.Run("refused", func(t *testing.T) { liveRefused(t, srv, tr) })
+				t.Run("recovery", func(t *testing.T) { liveRecovery(t, srv, tr) })
+			})
+		}
+	}
+}
+
+func liveRoundTrip(t *testing.T, srv *testServer, tr string) {
+	sub := dial(t, srv.url, tr)
+	pub := dial(t, srv.url, tr, client.WithExtension(client.Extension{
+		Outgoing: func(m *client.Message) {
+			if m.Channel == "/live/rt" {
+				m.SetExt("tag", "from-go")
+			}
+		},
+	}))
+	ctx := ctxTimeout(t, 10*time.Second)
+	in := newInbox()
+	if _, err := sub.Subscribe(ctx, "/live/rt", in.handler); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		ack, err := pub.Publish(ctx, "/live/rt", map[string]int{"n": i})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ack.Successful {
+			t.Errorf("ack %+v", ack)
+		}
+		m := in.next(t, 5*time.Second)
+		if want := fmt.Sprintf(`{"n":%d}`, i); m.Channel != "/live/rt" || string(m.Data) != want {
+			t.Errorf("got %s %s, want /live/rt %s", m.Channel, m.Data, want)
+		}
+		if m.Ext["tag"] != "from-go" {
+			t.Errorf("ext = %v, want the publisher's tag", m.Ext)
+		}
+	}
+	// A held connect is released by a delivery, and the next connects are
+	// held again: messages keep flowing after more than one timeout.
+	time.Sleep(2500 * time.Millisecond)
+	if _, err := pub.Publish(ctx, "/live/rt", "late"); err != nil {
+		t.Fatal(err)
+	}
+	if m := in.next(t, 5*time.Second); string(m.Data) != `"late"` {
+		t.Errorf("got %s after a connect timeout", m.Data)
+	}
+	if sub.State() != client.StateConnected {
+		t.Errorf("subscriber state %v", sub.State())
+	}
+}
+
+func liveWildcards(t *testing.T, srv *testServer, tr string) {
+	c := dial(t, srv.url, tr)
+	ctx := ctxTimeout(t, 10*time.Second)
+	got := make(map[string][]string) // pattern -> channels, written by the dispatch goroutine only
+	done := make(chan struct{})
+	patterns := []string{"/w/*", "/w/**", "/w/a", "/w/a/*", "/*"}
+	for _, p := range patterns {
+		if _, err := c.Subscribe(ctx, p, func(m *client.Message) {
+			if m.Channel == "/w/end" {
+				if p == "/w/*" {
+					close(done)
+				}
+				return
+			}
+			got[p] = append(got[p], m.Channel)
+		}); err != nil {
+			t.Fatalf("Subscribe(%s): %v", p, err)
+		}
+	}
+	for _, ch := range []string{"/w/a", "/w/a/b", "/w/a/b/c", "/w", "/x/y", "/w/end"} {
+		if _, err := c.Publish(ctx, ch, ch); err != nil {
+			t.Fatalf("Publish(%s): %v", ch, err)
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("sentinel not received")
+	}
+	want := map[string]string{
+		"/w/*":   "[/w/a]",
+		"/w/**":  "[/w/a /w/a/b /w/a/b/c]",
+		"/w/a":   "[/w/a]",
+		"/w/a/*": "[/w/a/b]",
+		"/*":     "[/w]",
+	}
+	for _, p := range patterns {
+		if g := fmt.Sprint(got[p]); g != want[p] {
+			t.Errorf("%s received %s, want %s", p, g, want[p])
+		}
+	}
+}
+
+func liveRefused(t *testing.T, srv *testServer, tr string) {
+	c := dial(t, srv.url, tr)
+	ctx := ctxTimeout(t, 10*time.Second)
+	tests := []struct {
+		name    string
+		do      func() error
+		code    int
+		args    []string
+		message string
+	}{
+		{"subscribe to a meta channel", func() error {
+			_, err := c.Subscribe(ctx, "/meta/foo", func(*client.Message) {})
+			return err
+		}, 403, []string{"/meta/foo"}, "Forbidden channel"},
+		{"subscribe to an invalid pattern", func() error {
+			_, err := c.Subscribe(ctx, "/foo/*/bar", func(*client.Message) {})
+			return err
+		}, 405, []string{"/foo/*/bar"}, "Invalid channel"},
+		{"publish to a meta channel", func() error {
+			_, err := c.Publish(ctx, "/meta/foo", 1)
+			return err
+		}, 403, []string{"/meta/foo"}, "Forbidden channel"},
+		{"publish to a pattern", func() error {
+			_, err := c.Publish(ctx, "/foo/*", 1)
+			return err
+		}, 405, []string{"/foo/*"}, "Invalid channel"},
+	}
+	for _, tc := range tests {
+		err := tc.do()
+		var berr *client.Error
+		if !errors.As(err, &berr) {
+			t.Errorf("%s: %v, want an *Error", tc.name, err)
+			continue
+		}
+		if berr.Code != tc.code || fmt.Sprint(berr.Args) != fmt.Sprint(tc.args) || berr.Message != tc.message {
+			t.Errorf("%s: got %d %q %q, want %d %q %q", tc.name, berr.Code, berr.Args, berr.Message, tc.code, tc.args, tc.message)
+		}
+	}
+	// The client is still usable.
+	if _, err := c.Publish(ctx, "/live/ok", 1); err != nil {
+		t.Errorf("Publish after refusals: %v", err)
+	}
+}
+
+func liveRecovery(t *testing.T, srv *testServer, tr string) {
+	states := newStateLog()
+	c := dial(t, srv.url, tr, client.WithStateFunc(states.add))
+	ctx := ctxTimeout(t, 30*time.Second)
+	in := newInbox()
+	if _, err := c.Subscribe(ctx, "/rec/**", in.handler); err != nil {
+		t.Fatal(err)
+	}
+	in2 := newInbox()
+	if _, err := c.Subscribe(ctx, "/rec/x", in2.handler); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Publish(ctx, "/rec/x", "before"); err != nil {
+		t.Fatal(err)
+	}
+	in.next(t, 5*time.Second)
+	in2.next(t, 5*time.Second)
+	old := c.ClientID()
+	states.waitFor(t, client.StateConnected, old)
+
+	start := time.Now()
+	srv.restart(t)
+	states.waitFor(t, client.StateDisconnected, "")
+	sc := states.waitFor(t, client.StateConnected, "")
+	t.Logf("%s/%s: reconnected %v after the restart began, clientId %s -> %s", srv.kind, tr, time.Since(start).Round(time.Millisecond), old, sc.ClientID)
+	if sc.ClientID == old {
+		t.Errorf("same clientId %s after the restart", old)
+	}
+	if sc.Transport != tr {
+		t.Errorf("transport %s after the restart, want %s", sc.Transport, tr)
+	}
+
+	// Both subscriptions were restored: a message published after the
+	// restart, by another client, reaches both handlers.
+	pub := dial(t, srv.url, tr)
+	if _, err := pub.Publish(ctx, "/rec/x", "after"); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []*inbox{in, in2} {
+		if m := b.next(t, 5*time.Second); string(m.Data) != `"after"` {
+			t.Errorf("got %s after the restart", m.Data)
+		}
+	}
+	in.none(t, 200*time.Millisecond)
+}

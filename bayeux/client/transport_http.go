@@ -1,0 +1,223 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+)
+
+const (
+	// maxBatchBytes bounds the body of one HTTP request; a single larger
+	// message is sent alone.
+	maxBatchBytes = 256 << 10
+	// maxResponseBytes bounds a response body or a WebSocket frame.
+	maxResponseBytes = 64 << 20
+)
+
+var (
+	errTransportClosed = errors.New("transport closed")
+	errNoReply         = errors.New("no reply from the server")
+)
+
+// transport carries encoded messages to the server. Replies and deliveries
+// come back through Client.receive; a message that cannot be delivered is
+// failed through Client.fail or Client.down.
+type transport interface {
+	// name is the Bayeux connection type.
+	name() string
+	// send queues a message. Messages are sent in the order of the calls.
+	send(o outgoing)
+}
+
+// outgoing is one encoded message and the request waiting for its reply.
+type outgoing struct {
+	p    *pending
+	data []byte
+	// alone asks for a request of its own (handshake, connect), bounded by
+	// timeout; other messages share requests, bounded by the request
+	// timeout. WebSocket ignores both.
+	alone   bool
+	timeout time.Duration
+}
+
+// httpTransport is long-polling: JSON arrays POSTed to the endpoint. One
+// lane sends the ordinary messages, one request at a time, each carrying
+// everything queued meanwhile (so messages keep their order and messages
+// sent at the same moment share a request); handshakes and held connects
+// get requests of their own beside it.
+type httpTransport struct {
+	c       *Client
+	url     string
+	client  *http.Client
+	tr      *http.Transport
+	header  http.Header
+	timeout time.Duration
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	wake   chan struct{}
+
+	mu     sync.Mutex
+	queue  []outgoing
+	closed bool
+}
+
+func newHTTPTransport(c *Client, url string) *httpTransport {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if c.opts.tlsConfig != nil {
+		tr.TLSClientConfig = c.opts.tlsConfig.Clone()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t := &httpTransport{
+		c:       c,
+		url:     url,
+		client:  &http.Client{Transport: tr, Jar: c.opts.jar},
+		tr:      tr,
+		header:  c.opts.header,
+		timeout: c.opts.requestTimeout,
+		ctx:     ctx,
+		cancel:  cancel,
+		wake:    make(chan struct{}, 1),
+	}
+	t.wg.Add(1)
+	go t.lane()
+	return t
+}
+
+func (t *httpTransport) name() string { return LongPolling }
+
+func (t *httpTransport) send(o outgoing) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		t.c.fail(o.p, errTransportClosed)
+		return
+	}
+	if o.alone {
+		t.wg.Add(1)
+		t.mu.Unlock()
+		go func() {
+			defer t.wg.Done()
+			t.post([]outgoing{o}, o.timeout)
+		}()
+		return
+	}
+	t.queue = append(t.queue, o)
+	t.mu.Unlock()
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// lane sends the queued messages, a batch per request, until closed.
+func (t *httpTransport) lane() {
+	defer t.wg.Done()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-t.wake:
+		}
+		// Let goroutines sending at this very moment join the batch.
+		runtime.Gosched()
+		for batch := t.take(); len(batch) > 0; batch = t.take() {
+			t.post(batch, t.timeout)
+		}
+	}
+}
+
+// take removes from the queue the messages of the next request.
+func (t *httpTransport) take() []outgoing {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n, size := 0, 0
+	for n < len(t.queue) && (n == 0 || size+len(t.queue[n].data) < maxBatchBytes) {
+		size += len(t.queue[n].data) + 1
+		n++
+	}
+	batch := t.queue[:n:n]
+	if n == len(t.queue) {
+		t.queue = nil
+	} else {
+		t.queue = t.queue[n:]
+	}
+	return batch
+}
+
+// post sends one request and hands the reply messages to the client; the
+// messages of a failed request, and those the server did not answer, are
+// failed.
+func (t *httpTransport) post(batch []outgoing, timeout time.Duration) {
+	var body bytes.Buffer
+	body.WriteByte('[')
+	for i, o := range batch {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.Write(o.data)
+	}
+	body.WriteByte(']')
+
+	err := t.roundTrip(&body, timeout)
+	if err == nil {
+		err = errNoReply // for the messages the response did not answer
+	}
+	for _, o := range batch {
+		t.c.fail(o.p, err) // a no-op for those answered
+	}
+}
+
+// roundTrip POSTs body and hands the messages of the response to the
+// client.
+func (t *httpTransport) roundTrip(body *bytes.Buffer, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(t.ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, body)
+	if err != nil {
+		return fmt.Errorf("building request: %w", err)
+	}
+	for k, v := range t.header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return err
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	_ = resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("reading response: %w", err)
+	}
+	// Like faye's Node client, accept any status whose body holds
+	// messages: a proxy's error page is not JSON and fails here.
+	msgs, err := decodeMessages(b)
+	if err != nil {
+		return fmt.Errorf("HTTP %s: %w", resp.Status, err)
+	}
+	t.c.receive(msgs)
+	return nil
+}
+
+// close stops the lane, aborts requests in flight and waits for them.
+func (t *httpTransport) close() {
+	t.mu.Lock()
+	t.closed = true
+	queued := t.queue
+	t.queue = nil
+	t.mu.Unlock()
+	t.cancel()
+	t.wg.Wait()
+	for _, o := range queued {
+		t.c.fail(o.p, errTransportClosed)
+	}
+	t.tr.CloseIdleConnections()
+}
