@@ -237,9 +237,14 @@ func (s *Server) waitConnect(ctx context.Context, c *waitingConnect) ([][]byte, 
 	}
 	sess.held = nil
 	var msgs [][]byte
-	if len(sess.queue) > 0 || c.hold <= 0 {
+	// While a stream is bound it carries the messages (as in faye): the
+	// connect is held like any other but does not take them.
+	switch {
+	case c.hold <= 0 && sess.stream != nil:
+		p = nil
+	case sess.stream == nil && (len(sess.queue) > 0 || c.hold <= 0):
 		msgs, p = sess.takeLocked(), nil
-	} else {
+	default:
 		sess.poll = p
 	}
 	sess.mu.Unlock()
@@ -275,7 +280,7 @@ func (s *Server) waitConnect(ctx context.Context, c *waitingConnect) ([][]byte, 
 		if p.ended == EndSlow {
 			c.reply = s.slowReply(c.reply.ID)
 		}
-	case !p.superseded:
+	case !p.superseded && sess.stream == nil:
 		msgs = sess.takeLocked()
 	}
 	sess.mu.Unlock()

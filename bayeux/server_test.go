@@ -318,3 +318,45 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestStreamOwnsDeliveries: while an EventSource stream is bound, an HTTP
+// connect leaves the queue to the stream (like faye), so messages never
+// split between two paths.
+func TestStreamOwnsDeliveries(t *testing.T) {
+	ts := newTestServer(t, Config{Timeout: 5 * time.Second})
+	id := ts.handshake(t)
+	ts.subscribe(t, id, "/es")
+	sess := ts.Session(id)
+	es := &esStream{wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if _, ok := sess.bind(es); !ok {
+		t.Fatal("bind failed")
+	}
+	ts.publish(t, "/es", `1`)
+	r := ts.post(t, `{"channel":"/meta/connect","clientId":"`+id+`","connectionType":"eventsource"}`)
+	if r.Get(`#(channel=="/es")`).Exists() || !r.Get("0.successful").Bool() {
+		t.Fatalf("the connect took the stream's message: %s", r.Raw)
+	}
+	if !sess.pending() {
+		t.Fatal("the message left the queue without the stream")
+	}
+	// A held long-poll is not woken for the stream's messages, but takes
+	// them over when the stream goes away.
+	answered := make(chan gjson.Result, 1)
+	go func() { answered <- ts.post(t, connectBody(id, "")) }()
+	waitFor(t, func() bool { sess.mu.Lock(); defer sess.mu.Unlock(); return sess.poll != nil })
+	ts.publish(t, "/es", `2`)
+	select {
+	case r := <-answered:
+		t.Fatalf("a held connect was answered while a stream was bound: %s", r.Raw)
+	case <-time.After(200 * time.Millisecond):
+	}
+	sess.unbind(es)
+	select {
+	case r := <-answered:
+		if r.Get("#(channel==\"/es\")#").Get("#").Int() != 2 {
+			t.Fatalf("after the stream went away: %s", r.Raw)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the held connect did not take over when the stream went away")
+	}
+}

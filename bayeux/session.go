@@ -120,9 +120,8 @@ func (s *Session) enqueue(msg []byte) bool {
 	s.mu.Unlock()
 	if first {
 		if st != nil {
-			st.notify()
-		}
-		if p != nil {
+			st.notify() // a bound stream carries the messages
+		} else if p != nil {
 			p.wakeUp()
 		}
 	}
@@ -209,6 +208,9 @@ func (s *Session) unbind(st stream) *held {
 		return nil
 	}
 	s.stream = nil
+	if s.poll != nil && len(s.queue) > 0 {
+		s.poll.wakeUp() // a held long-poll takes over what the stream left
+	}
 	h := s.held
 	if h != nil && h.conn == st {
 		s.held = nil
