@@ -29,3 +29,6 @@ go test -race -count=1 -timeout 15m ./...
 
 step "faye and CometD Node clients against bayou"
 (cd compat/node && BAYOU_BIN="$PWD/../../bin/bayou" node --test --test-concurrency=2 test/)
+
+step "browser suite: faye and CometD browser clients in headless Chromium, and examples/chat"
+./compat/browser/run.sh
