@@ -24,8 +24,10 @@ type Engine interface {
 	Start(ctx context.Context, deliver func(*Publication)) error
 
 	// Publish sends p to every node listening to a pattern that matches
-	// p.Channel, this one included. An error means the message was not
-	// published.
+	// p.Channel, this one included, and returns once the engine accepted
+	// it. An error means the message may not have been published (with a
+	// networked store, a timeout can hide a late success): the publisher is
+	// told it failed.
 	Publish(ctx context.Context, p *Publication) error
 
 	// Subscribe tells the engine that this node has sessions subscribed to

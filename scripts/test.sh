@@ -20,6 +20,9 @@ go vet ./...
 step "npm packages for the compatibility suites"
 ./scripts/npm-install.sh
 
+step "redis-server for the Redis engine's tests"
+./scripts/redis-install.sh
+
 step "go build"
 mkdir -p bin
 go build -o bin/bayou ./cmd/bayou
