@@ -2,6 +2,7 @@ package bayeux
 
 import (
 	"context"
+	"hash/maphash"
 	"sync"
 	"unsafe"
 
@@ -85,39 +86,56 @@ func parseDelivery(msg []byte) Message {
 // interest counts, per pattern, the local subscribers (sessions and
 // in-process handlers) so that the engine is told when this node starts and
 // stops listening to a pattern. Changes for one pattern are serialised, so
-// the engine never sees them out of order.
+// the engine never sees them out of order; different patterns go in
+// parallel (a networked engine takes a round trip to subscribe).
 type interest struct {
-	mu    sync.Mutex
-	count map[string]int
+	seed    maphash.Seed
+	stripes [64]struct {
+		mu    sync.Mutex
+		count map[string]int
+	}
+}
+
+func newInterest() *interest {
+	in := &interest{seed: maphash.MakeSeed()}
+	for i := range in.stripes {
+		in.stripes[i].count = make(map[string]int)
+	}
+	return in
+}
+
+func (in *interest) stripe(pattern string) (*sync.Mutex, map[string]int) {
+	st := &in.stripes[maphash.String(in.seed, pattern)%uint64(len(in.stripes))]
+	return &st.mu, st.count
 }
 
 // acquire adds a local subscriber to pattern, telling the engine on the
 // first one.
 func (s *Server) acquire(ctx context.Context, pattern string) error {
-	in := &s.interest
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.count[pattern] == 0 {
+	mu, count := s.interest.stripe(pattern)
+	mu.Lock()
+	defer mu.Unlock()
+	if count[pattern] == 0 {
 		if err := s.engine.Subscribe(ctx, pattern); err != nil {
 			return err
 		}
 	}
-	in.count[pattern]++
+	count[pattern]++
 	return nil
 }
 
 // release removes a local subscriber from pattern, telling the engine after
 // the last one.
 func (s *Server) release(pattern string) {
-	in := &s.interest
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	n := in.count[pattern] - 1
+	mu, count := s.interest.stripe(pattern)
+	mu.Lock()
+	defer mu.Unlock()
+	n := count[pattern] - 1
 	if n > 0 {
-		in.count[pattern] = n
+		count[pattern] = n
 		return
 	}
-	delete(in.count, pattern)
+	delete(count, pattern)
 	if err := s.engine.Unsubscribe(s.ctx, pattern); err != nil {
 		s.log.Warn("engine unsubscribe failed", "pattern", pattern, "err", err)
 	}

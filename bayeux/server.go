@@ -38,8 +38,8 @@ type Server struct {
 
 	matchPool sync.Pool // *[]*Session scratch for fan-out
 	filters   []DeliveryFilter
-	local     locals   // in-process subscribers and /service handlers
-	interest  interest // local subscribers per pattern, for the engine
+	local     locals    // in-process subscribers and /service handlers
+	interest  *interest // local subscribers per pattern, for the engine
 
 	cluster    *cluster      // set when the engine spans nodes
 	script     *clientScript // the browser bundle, if configured
@@ -61,7 +61,7 @@ func New(cfg Config) (*Server, error) {
 		cancel:   cancel,
 		conns:    make(map[*socket]struct{}),
 		local:    locals{subs: channels.NewIndex[*localSub]()},
-		interest: interest{count: make(map[string]int)},
+		interest: newInterest(),
 	}
 	for _, e := range cfg.Extensions {
 		if f, ok := e.(DeliveryFilter); ok {
