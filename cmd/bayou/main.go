@@ -28,6 +28,7 @@ import (
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/bayeux/api"
+	"github.com/bayou-pubsub/bayou/bayeux/redis"
 )
 
 func main() {
@@ -56,6 +57,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	cfg := opts.config(log)
 	if cfg.Extensions, err = opts.extensions(log); err != nil {
 		return err
+	}
+	if opts.redisURL != "" {
+		engine, err := redis.New(ctx, redis.Config{URL: opts.redisURL, Namespace: opts.redisNamespace, Logger: log})
+		if err != nil {
+			return fmt.Errorf("--redis: %w", err)
+		}
+		cfg.Engine = engine
+		log.Info("cluster engine on Redis", "url", opts.redisURL, "node", engine.NodeID())
 	}
 	srv, err := bayeux.New(cfg)
 	if err != nil {

@@ -40,6 +40,10 @@ type options struct {
 	apiKey  string
 	// pprofAddr serves the runtime profiles when set.
 	pprofAddr string
+	// redisURL selects the Redis cluster engine; redisNamespace prefixes
+	// its keys.
+	redisURL       string
+	redisNamespace string
 }
 
 // envName returns the environment variable that sets flag name.
@@ -88,6 +92,8 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	o.auth.register(fs)
 	fs.StringVar(&o.apiAddr, "api-addr", "", "address of the HTTP management API, host:port; empty disables it")
 	fs.StringVar(&o.apiKey, "api-key", "", "key that clients of the management API must present (without one, only loopback addresses are served)")
+	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db) of a cluster of bayou nodes sharing channels and sessions; empty runs a single node in memory")
+	fs.StringVar(&o.redisNamespace, "redis-namespace", "bayou", "prefix of the keys and channels used in Redis, so that several clusters can share one")
 	fs.StringVar(&o.pprofAddr, "pprof", "", "address to serve Go runtime profiles on (/debug/pprof/), e.g. 127.0.0.1:6060; empty disables it")
 
 	// Environment values become the flags' values before the command line
