@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
@@ -83,10 +84,13 @@ func (s *Server) remoteOwner(ctx context.Context, id string) string {
 }
 
 // ownerElsewhere returns the node that owns the session of msgs when it is
-// another live node; "" when the batch is for this node.
-func (s *Server) ownerElsewhere(ctx context.Context, msgs []Message) string {
+// another live node; "" when the batch is for this node. An error means the
+// cluster could not say (its store is unreachable): the request must be
+// retried later rather than answered "unknown client", which would make
+// every client handshake again because of an outage.
+func (s *Server) ownerElsewhere(ctx context.Context, msgs []Message) (string, error) {
 	if s.cluster == nil {
-		return ""
+		return "", nil
 	}
 	for i := range msgs {
 		m := &msgs[i]
@@ -94,19 +98,18 @@ func (s *Server) ownerElsewhere(ctx context.Context, msgs []Message) string {
 			continue
 		}
 		if s.sessions.get(m.ClientID) != nil {
-			return ""
+			return "", nil
 		}
 		owner, err := s.cluster.SessionOwner(ctx, m.ClientID)
 		if err != nil {
-			s.log.Warn("cluster: looking up a session's owner", "clientId", m.ClientID, "err", err)
-			return ""
+			return "", fmt.Errorf("looking up the owner of %s: %w", m.ClientID, err)
 		}
 		if owner == s.cluster.self {
-			return ""
+			return "", nil
 		}
-		return owner
+		return owner, nil
 	}
-	return ""
+	return "", nil
 }
 
 // forwardHTTP sends an HTTP request's messages to the session's owner and

@@ -142,7 +142,13 @@ func mediaType(ct string) string {
 // writes the replies (as JSONP when callback is set). raw holds the request's
 // JSON, forwarded as is when the session lives on another node.
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, raw []string, msgs []Message, callback string) {
-	if owner := s.ownerElsewhere(r.Context(), msgs); owner != "" {
+	owner, err := s.ownerElsewhere(r.Context(), msgs)
+	if err != nil {
+		s.log.Warn("cluster unavailable", "err", err)
+		http.Error(w, "Cluster unavailable, retry later", http.StatusServiceUnavailable)
+		return
+	}
+	if owner != "" {
 		s.forwardHTTP(w, r, owner, raw, callback)
 		return
 	}

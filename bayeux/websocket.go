@@ -89,7 +89,13 @@ func (c *wsConn) readLoop() {
 		if len(msgs) == 0 {
 			continue // an empty [] keep-alive
 		}
-		if owner := s.ownerElsewhere(s.ctx, msgs); owner != "" {
+		owner, err := s.ownerElsewhere(s.ctx, msgs)
+		if err != nil {
+			// The client gets no reply and retries after its own timeout.
+			s.log.Warn("cluster unavailable: dropping a frame", "err", err)
+			continue
+		}
+		if owner != "" {
 			if err := c.forwardFrame(owner, data); err != nil {
 				s.log.Warn("cluster: forwarding a frame", "owner", owner, "err", err)
 			}

@@ -1,0 +1,338 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/tidwall/gjson"
+
+	"github.com/bayou-pubsub/bayou/bayeux"
+)
+
+// bayouNode is a Bayou server on a Redis engine, on a loopback listener.
+type bayouNode struct {
+	srv    *bayeux.Server
+	engine *Engine
+	url    string
+}
+
+// startCluster starts n Bayou servers sharing srv.
+func startCluster(t *testing.T, srv *redisServer, n int, timeout time.Duration) []*bayouNode {
+	t.Helper()
+	var nodes []*bayouNode
+	for i := range n {
+		e, err := New(context.Background(), Config{URL: srv.URL(), NodeID: fmt.Sprintf("n%d", i), Logger: testLogger(t),
+			OpTimeout: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := bayeux.New(bayeux.Config{Engine: e, Timeout: timeout, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(b)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = b.Shutdown(ctx)
+			hs.Close()
+		})
+		nodes = append(nodes, &bayouNode{srv: b, engine: e, url: hs.URL + "/bayeux"})
+	}
+	return nodes
+}
+
+// post sends a JSON body and returns the reply array; it fails the test
+// only from the test's goroutine (errors are returned otherwise).
+func (n *bayouNode) post(body string) (gjson.Result, error) {
+	res, err := http.Post(n.url, "application/json", strings.NewReader(body))
+	if err != nil {
+		return gjson.Result{}, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return gjson.Result{}, err
+	}
+	if res.StatusCode != http.StatusOK {
+		return gjson.Result{}, fmt.Errorf("status %d: %s", res.StatusCode, b)
+	}
+	return gjson.ParseBytes(b), nil
+}
+
+func (n *bayouNode) mustPost(t *testing.T, body string) gjson.Result {
+	t.Helper()
+	r, err := n.post(body)
+	if err != nil {
+		t.Fatalf("POST %s: %v", body, err)
+	}
+	return r
+}
+
+func (n *bayouNode) handshake(t *testing.T) string {
+	t.Helper()
+	r := n.mustPost(t, `{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling","websocket"]}`)
+	id := r.Get("0.clientId").String()
+	if id == "" {
+		t.Fatalf("handshake: %s", r.Raw)
+	}
+	return id
+}
+
+func connect(id, extra string) string {
+	return `{"channel":"/meta/connect","clientId":"` + id + `","connectionType":"long-polling"` + extra + `}`
+}
+
+// seqTracker checks that each publisher's messages arrive once and in order.
+type seqTracker struct {
+	mu   sync.Mutex
+	next map[int64]int64
+	err  error
+}
+
+func (s *seqTracker) add(v gjson.Result) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, seq := v.Get("data.p").Int(), v.Get("data.seq").Int()
+	if s.next == nil {
+		s.next = map[int64]int64{}
+	}
+	if seq != s.next[p] && s.err == nil {
+		s.err = fmt.Errorf("publisher %d: got seq %d, want %d", p, seq, s.next[p])
+	}
+	s.next[p] = seq + 1
+}
+
+func (s *seqTracker) count(p int64) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.next[p]
+}
+
+// TestClusterOfServers runs three Bayou nodes on one Redis: a long-polling
+// client whose requests go to a random node each time, a WebSocket client
+// whose session was created on another node, and a wildcard subscriber,
+// while two publishers send through random nodes. Everyone gets every
+// message once, in order per publisher.
+func TestClusterOfServers(t *testing.T) {
+	rs := startRedis(t)
+	nodes := startCluster(t, rs, 3, 2*time.Second)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	pick := func() *bayouNode { return nodes[rnd.IntN(len(nodes))] }
+
+	// The alternating long-poller.
+	lp := nodes[0].handshake(t)
+	if r := pick().mustPost(t, `{"channel":"/meta/subscribe","clientId":"`+lp+`","subscription":"/feed/**"}`); !r.Get("0.successful").Bool() {
+		t.Fatalf("subscribe: %s", r.Raw)
+	}
+	// The WebSocket client: handshake on node 0, socket on node 2.
+	wsID := nodes[0].handshake(t)
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(nodes[2].url, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	frames := make(chan gjson.Result, 1024)
+	go func() {
+		for {
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				close(frames)
+				return
+			}
+			frames <- gjson.ParseBytes(b)
+		}
+	}()
+	var wmu sync.Mutex
+	write := func(s string) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		return ws.WriteMessage(websocket.TextMessage, []byte(s))
+	}
+	if err := write(`[{"channel":"/meta/connect","clientId":"` + wsID + `","connectionType":"websocket","id":"c1","advice":{"timeout":0}},` +
+		`{"channel":"/meta/subscribe","clientId":"` + wsID + `","subscription":"/feed/*","id":"s1"}]`); err != nil {
+		t.Fatal(err)
+	}
+	acked := map[string]bool{}
+	for deadline := time.After(5 * time.Second); !acked["c1"] || !acked["s1"]; {
+		select {
+		case f := <-frames:
+			f.ForEach(func(_, v gjson.Result) bool { acked[v.Get("id").String()] = v.Get("successful").Bool(); return true })
+		case <-deadline:
+			t.Fatalf("socket replies: %v", acked)
+		}
+	}
+	if err := write(`[{"channel":"/meta/connect","clientId":"` + wsID + `","connectionType":"websocket","id":"c2"}]`); err != nil {
+		t.Fatal(err)
+	}
+
+	const perPublisher = 200
+	var pubErr error
+	var pubMu sync.Mutex
+	var wg sync.WaitGroup
+	for p := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(p), 9))
+			for i := range perPublisher {
+				n := nodes[r.IntN(len(nodes))]
+				res, err := n.post(fmt.Sprintf(`{"channel":"/feed/p%d","data":{"p":%d,"seq":%d}}`, p, p, i))
+				if err == nil && !res.Get("0.successful").Bool() {
+					err = fmt.Errorf("publish: %s", res.Raw)
+				}
+				if err != nil {
+					pubMu.Lock()
+					pubErr = err
+					pubMu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+
+	var lpSeq, wsSeq seqTracker
+	wsDone := make(chan struct{})
+	go func() {
+		defer close(wsDone)
+		for f := range frames {
+			f.ForEach(func(_, v gjson.Result) bool {
+				if v.Get("data").Exists() {
+					wsSeq.add(v)
+				} else if v.Get("channel").String() == "/meta/connect" {
+					go func() {
+						_ = write(`[{"channel":"/meta/connect","clientId":"` + wsID + `","connectionType":"websocket"}]`)
+					}()
+				}
+				return true
+			})
+			if wsSeq.count(0) == perPublisher && wsSeq.count(1) == perPublisher {
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for (lpSeq.count(0) < perPublisher || lpSeq.count(1) < perPublisher) && time.Now().Before(deadline) {
+		r := pick().mustPost(t, connect(lp, ""))
+		if !r.Get("0.successful").Bool() {
+			t.Fatalf("connect: %s", r.Raw)
+		}
+		r.ForEach(func(_, v gjson.Result) bool {
+			if v.Get("data").Exists() {
+				lpSeq.add(v)
+			}
+			return true
+		})
+		if lpSeq.err != nil {
+			t.Fatal(lpSeq.err)
+		}
+	}
+	wg.Wait()
+	if pubErr != nil {
+		t.Fatal(pubErr)
+	}
+	select {
+	case <-wsDone:
+	case <-time.After(10 * time.Second):
+	}
+	for name, s := range map[string]*seqTracker{"long-polling": &lpSeq, "websocket": &wsSeq} {
+		if s.err != nil {
+			t.Fatalf("%s: %v", name, s.err)
+		}
+		if s.count(0) != perPublisher || s.count(1) != perPublisher {
+			t.Fatalf("%s received %d and %d of %d per publisher", name, s.count(0), s.count(1), perPublisher)
+		}
+	}
+	t.Logf("long-polling client alternating nodes and WebSocket client on a non-owner node each got 2x%d messages, in order", perPublisher)
+
+	// Cluster-wide counts (reported every second).
+	var sessions int
+	var subs map[string]int
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		sessions, subs, _ = nodes[1].srv.Counts(context.Background())
+		if sessions == 2 && subs["/feed/**"] == 1 && subs["/feed/*"] == 1 {
+			break
+		}
+	}
+	if sessions != 2 || subs["/feed/**"] != 1 || subs["/feed/*"] != 1 {
+		t.Fatalf("cluster counts: %d sessions, %v", sessions, subs)
+	}
+}
+
+// TestServersSurviveRedisRestart: Redis goes away in the middle of a
+// stream. Publishes during the outage fail with an error the publisher
+// sees; afterwards sessions are still known on every node and messages flow
+// again without any client action.
+func TestServersSurviveRedisRestart(t *testing.T) {
+	rs := startRedis(t)
+	nodes := startCluster(t, rs, 2, 2*time.Second)
+	id := nodes[0].handshake(t)
+	if r := nodes[1].mustPost(t, `{"channel":"/meta/subscribe","clientId":"`+id+`","subscription":"/s"}`); !r.Get("0.successful").Bool() {
+		t.Fatalf("subscribe: %s", r.Raw)
+	}
+	publish := func(i int) (bool, string) {
+		r, err := nodes[1].post(fmt.Sprintf(`{"channel":"/s","data":%d}`, i))
+		if err != nil {
+			return false, err.Error()
+		}
+		return r.Get("0.successful").Bool(), r.Get("0.error").String()
+	}
+	if ok, e := publish(0); !ok {
+		t.Fatalf("publish before the outage: %s", e)
+	}
+
+	rs.kill()
+	var failure string
+	for end := time.Now().Add(3 * time.Second); failure == "" && time.Now().Before(end); {
+		if ok, e := publish(1); !ok {
+			failure = e
+		}
+	}
+	if !strings.HasPrefix(failure, "407:/s:") {
+		t.Fatalf("publish during the outage: want a 407 error, got %q", failure)
+	}
+	// While Redis is down, a request for the session on a non-owner node
+	// is answered 503 (retry later), not "unknown client".
+	if _, err := nodes[1].post(connect(id, `,"advice":{"timeout":0}`)); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("connect through a non-owner during the outage: %v, want a 503", err)
+	}
+	rs.start()
+
+	// Messages flow again by themselves, once the owner has re-recorded
+	// its sessions (within a heartbeat).
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if owner, err := nodes[1].engine.SessionOwner(context.Background(), id); err == nil && owner != "" {
+			break
+		}
+	}
+	var got []int64
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
+		ok, _ := publish(2)
+		r := nodes[1].mustPost(t, connect(id, `,"advice":{"timeout":500}`))
+		if !r.Get("0.successful").Bool() {
+			t.Fatalf("connect after the restart: %s", r.Raw)
+		}
+		r.ForEach(func(_, v gjson.Result) bool {
+			if v.Get("channel").String() == "/s" {
+				got = append(got, v.Get("data").Int())
+			}
+			return true
+		})
+		if ok && len(got) > 0 && got[len(got)-1] == 2 {
+			break
+		}
+	}
+	if len(got) == 0 || got[len(got)-1] != 2 {
+		t.Fatalf("after the restart the subscriber got %v", got)
+	}
+	t.Logf("publishes failed during the outage with %q; delivery resumed after the restart", failure)
+}
