@@ -336,3 +336,41 @@ func TestServersSurviveRedisRestart(t *testing.T) {
 	}
 	t.Logf("publishes failed during the outage with %q; delivery resumed after the restart", failure)
 }
+
+// TestCommandsPerPublishDoNotGrowWithSubscribers counts, with INFO
+// commandstats, the PUBLISH commands Redis runs per published message on a
+// 3-node cluster with 10 and then 1,000 subscribers (spread over the
+// nodes): the count is the same, one per expansion of the channel.
+func TestCommandsPerPublishDoNotGrowWithSubscribers(t *testing.T) {
+	rs := startRedis(t)
+	nodes := startCluster(t, rs, 3, 5*time.Second)
+	raw := rs.raw()
+	const publishes = 50
+	subscribe := func(n int) {
+		for i := range n {
+			node := nodes[i%len(nodes)]
+			id := node.handshake(t)
+			if r := node.mustPost(t, `{"channel":"/meta/subscribe","clientId":"`+id+`","subscription":"/cnt/x"}`); !r.Get("0.successful").Bool() {
+				t.Fatalf("subscribe: %s", r.Raw)
+			}
+		}
+	}
+	measure := func() float64 {
+		before := publishCalls(t, raw)
+		for i := range publishes {
+			if r := nodes[i%len(nodes)].mustPost(t, fmt.Sprintf(`{"channel":"/cnt/x","data":%d}`, i)); !r.Get("0.successful").Bool() {
+				t.Fatalf("publish: %s", r.Raw)
+			}
+		}
+		return float64(publishCalls(t, raw)-before) / publishes
+	}
+	subscribe(10)
+	at10 := measure()
+	subscribe(990)
+	at1000 := measure()
+	t.Logf("PUBLISH commands per published message on /cnt/x: %.2f with 10 subscribers, %.2f with 1,000", at10, at1000)
+	// /cnt/x expands to /**, /cnt/**, /cnt/* and /cnt/x.
+	if at10 != 4 || at1000 != 4 {
+		t.Fatalf("PUBLISH per publish: %.2f at 10 subscribers, %.2f at 1,000; want 4 and 4", at10, at1000)
+	}
+}
