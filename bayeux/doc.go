@@ -80,7 +80,8 @@
 // node writes to the client. If the client goes away, the owner is told and
 // the messages stay queued there. A WebSocket that lands on a non-owner node
 // is bound on the owner as a remote socket whose frames are pushed to the
-// node holding the connection.
+// node holding the connection. An EventSource stream is not forwarded: it
+// must reach the owner, and other nodes answer it 404.
 //
 // The cost: a request for a session on another node takes an owner lookup
 // and two node messages (request and answer); frames for a remote socket
