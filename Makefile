@@ -15,3 +15,9 @@ build:
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./channels/ ./bayeux/
+
+# Bayou vs the npm faye 1.4.3 server vs a raw broadcast yardstick, on this
+# machine: prints the comparison table, ratios and each target's pass/fail.
+.PHONY: bench-compare
+bench-compare:
+	./scripts/bench.sh
