@@ -285,7 +285,7 @@ func (s *Server) remoteSocket(m *nodeMsg) *remoteSocket {
 		return rs.(*remoteSocket)
 	}
 	rs := &remoteSocket{node: m.From, id: m.ID}
-	rs.socket = socket{srv: s, sink: &remoteSink{srv: s, node: m.From, id: m.ID}, req: forwardedRequest(s.ctx, m)}
+	rs.socket = socket{srv: s, sink: &remoteSink{srv: s, node: m.From, id: m.ID}, req: forwardedRequest(s.ctx, m), remote: m.Remote}
 	actual, _ := s.cluster.remotes.LoadOrStore(key, rs)
 	return actual.(*remoteSocket)
 }
@@ -356,8 +356,12 @@ func (c *wsConn) forwardFrame(owner string, frame []byte) error {
 	c.remoteMu.Unlock()
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	defer cancel()
+	var header http.Header
+	if c.req != nil {
+		header = c.req.Header
+	}
 	return cl.send(ctx, owner, &nodeMsg{T: "req", ID: c.remoteID, From: cl.self, Sock: true,
-		Batches: []string{string(frame)}, Header: c.req.Header, Remote: c.req.RemoteAddr})
+		Batches: []string{string(frame)}, Header: header, Remote: c.remote})
 }
 
 // tellOwners tells the nodes this socket forwarded to that it is gone (or

@@ -3,6 +3,7 @@ package bayeux
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -27,7 +28,8 @@ type frameSink interface {
 type socket struct {
 	srv      *Server
 	sink     frameSink
-	req      *http.Request // the upgrade request, given to extensions
+	req      *http.Request // the upgrade request, kept for extensions (else nil)
+	remote   string        // the client's address, for logs
 	sess     atomic.Pointer[Session]
 	flushing atomic.Bool
 	closed   atomic.Bool
@@ -61,7 +63,8 @@ func (c *socket) connect(sess *Session, r *Reply, hold time.Duration, x *exchang
 		olderPoll.superseded = true
 	}
 	if hold > 0 {
-		h := &held{conn: c, reply: c.srv.encodeReply(x.ctx, r), id: r.ID}
+		// The id is copied: it points into the frame, which it would keep.
+		h := &held{conn: c, reply: c.srv.encodeReply(x.ctx, r), id: strings.Clone(r.ID)}
 		h.timer = time.AfterFunc(hold, func() { c.release(sess, h) })
 		sess.held = h
 	}

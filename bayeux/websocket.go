@@ -18,9 +18,10 @@ const maxFrameBytes = 1 << 20
 // runs in its own goroutine, outside the HTTP handler.
 type wsConn struct {
 	socket
-	conn *websocket.Conn
-	wmu  sync.Mutex // serialises frames
-	ping atomic.Pointer[time.Timer]
+	conn     *websocket.Conn
+	wmu      sync.Mutex // serialises frames
+	deadline time.Time  // the write deadline set last; guarded by wmu
+	ping     atomic.Pointer[time.Timer]
 
 	// In a cluster: the id under which frames for sessions owned by other
 	// nodes are forwarded, and those nodes.
@@ -37,7 +38,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(s.cfg.MaxMessageSize)
 	c := &wsConn{conn: conn}
-	c.socket = socket{srv: s, sink: c, req: r}
+	c.socket = socket{srv: s, sink: c, req: s.keptRequest(r), remote: r.RemoteAddr}
 	c.onClose = func() {
 		s.connsMu.Lock()
 		delete(s.conns, &c.socket)
@@ -50,7 +51,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.shutdown()
 		return
 	}
-	go c.readLoop()
+	c.startReading()
 }
 
 // readTimeout is how long a socket may stay silent: pings draw pongs well
@@ -62,8 +63,9 @@ func (c *wsConn) readTimeout() time.Duration {
 	return 2*c.srv.cfg.Timeout + 5*time.Second
 }
 
-func (c *wsConn) readLoop() {
-	defer c.close(closeAbnormal, "")
+// startReading sets the socket's read deadline, pong handler and pings,
+// and starts reading.
+func (c *wsConn) startReading() {
 	s := c.srv
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
 	c.conn.SetPongHandler(func(string) error {
@@ -72,65 +74,89 @@ func (c *wsConn) readLoop() {
 	if s.cfg.Ping > 0 {
 		c.ping.Store(time.AfterFunc(s.cfg.Ping, c.sendPing))
 	}
-	for {
-		_, data, err := c.conn.ReadMessage()
-		if err != nil {
-			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
-				s.log.Debug("websocket read ended", "remote", c.req.RemoteAddr, "err", err)
-			}
-			return
+	go c.read()
+}
+
+// read reads and handles one frame, then hands reading over to a new
+// goroutine. Handling needs a deep stack, and a goroutine keeps the stack it
+// once needed while it waits in a read; a fresh goroutine per frame keeps
+// idle sockets at the stack the reader alone needs. Frames are still handled
+// one at a time, in order.
+func (c *wsConn) read() {
+	_, data, err := c.conn.ReadMessage()
+	if err != nil {
+		if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+			c.srv.log.Debug("websocket read ended", "remote", c.remote, "err", err)
 		}
-		_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
-		msgs, err := parseBatch(data)
-		if err != nil {
-			s.log.Info("ignoring unparseable websocket frame", "remote", c.req.RemoteAddr, "bytes", len(data))
-			continue
-		}
-		if len(msgs) == 0 {
-			continue // an empty [] keep-alive
-		}
-		owner, err := s.ownerElsewhere(s.ctx, msgs)
-		if err != nil {
-			// The client gets no reply and retries after its own timeout.
-			s.log.Warn("cluster unavailable: dropping a frame", "err", err)
-			continue
-		}
-		if owner != "" {
-			if err := c.forwardFrame(owner, data); err != nil {
-				s.log.Warn("cluster: forwarding a frame", "owner", owner, "err", err)
-			}
-			continue
-		}
-		x := s.newExchange(s.ctx, c.req, &c.socket)
-		x.run(msgs)
-		if c.sess.Load() != nil {
-			c.tellOwners() // the socket serves a session of this node now
-		}
-		if len(x.replies) > 0 {
-			if c.write(x.replies...) != nil {
-				return
-			}
-		}
-		if x.closeAfter {
-			c.close(closeNormal, "disconnected")
-			return
-		}
+		c.close(closeAbnormal, "")
+		return
+	}
+	_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
+	if c.handleFrame(data) {
+		go c.read()
 	}
 }
 
+// handleFrame processes one frame and writes its replies. It reports false
+// when the socket must stop reading.
+func (c *wsConn) handleFrame(data []byte) bool {
+	s := c.srv
+	msgs, err := parseBatch(data)
+	if err != nil {
+		s.log.Info("ignoring unparseable websocket frame", "remote", c.remote, "bytes", len(data))
+		return true
+	}
+	if len(msgs) == 0 {
+		return true // an empty [] keep-alive
+	}
+	owner, err := s.ownerElsewhere(s.ctx, msgs)
+	if err != nil {
+		// The client gets no reply and retries after its own timeout.
+		s.log.Warn("cluster unavailable: dropping a frame", "err", err)
+		return true
+	}
+	if owner != "" {
+		if err := c.forwardFrame(owner, data); err != nil {
+			s.log.Warn("cluster: forwarding a frame", "owner", owner, "err", err)
+		}
+		return true
+	}
+	x := s.newExchange(s.ctx, c.req, &c.socket)
+	x.run(msgs)
+	if c.sess.Load() != nil {
+		c.tellOwners() // the socket serves a session of this node now
+	}
+	if len(x.replies) > 0 && c.write(x.replies...) != nil {
+		return false
+	}
+	if x.closeAfter {
+		c.close(closeNormal, "disconnected")
+		return false
+	}
+	return true
+}
+
 // writeFrames sends items as JSON-array frames of at most maxFrameBytes (a
-// single larger item goes alone).
+// single larger item goes alone). Each frame is built in one buffer and sent
+// with one write, rather than in write-buffer-sized fragments.
 func (c *wsConn) writeFrames(items [][]byte) error {
+	bp := framePool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxFrameBytes {
+			framePool.Put(bp)
+		}
+	}()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+	c.refreshWriteDeadline()
 	for len(items) > 0 {
 		n, size := 1, len(items[0])
 		for n < len(items) && size+len(items[n]) <= maxFrameBytes {
 			size += len(items[n])
 			n++
 		}
-		if err := c.writeFrame(items[:n]); err != nil {
+		*bp = appendArray((*bp)[:0], items[:n])
+		if err := c.conn.WriteMessage(websocket.TextMessage, *bp); err != nil {
 			return err
 		}
 		items = items[n:]
@@ -138,20 +164,20 @@ func (c *wsConn) writeFrames(items [][]byte) error {
 	return nil
 }
 
-func (c *wsConn) writeFrame(items [][]byte) error {
-	w, err := c.conn.NextWriter(websocket.TextMessage)
-	if err != nil {
-		return err
+// framePool holds the buffers frames are built in.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// refreshWriteDeadline moves the write deadline WriteTimeout ahead, but only
+// once half of it has passed: setting a deadline takes a lock in the runtime,
+// too costly on every flush. c.wmu must be held.
+func (c *wsConn) refreshWriteDeadline() {
+	now := time.Now()
+	timeout := c.srv.cfg.WriteTimeout
+	if c.deadline.Sub(now) > timeout/2 {
+		return
 	}
-	_, _ = w.Write([]byte{'['})
-	for i, it := range items {
-		if i > 0 {
-			_, _ = w.Write([]byte{','})
-		}
-		_, _ = w.Write(it)
-	}
-	_, _ = w.Write([]byte{']'})
-	return w.Close()
+	c.deadline = now.Add(timeout)
+	_ = c.conn.SetWriteDeadline(c.deadline)
 }
 
 func (c *wsConn) sendPing() {
