@@ -177,7 +177,7 @@ func anySupported(types []string) bool {
 // registered: extensions see it during the handshake, and it is dropped if
 // the handshake fails.
 func (s *Server) allocSession() *Session {
-	return &Session{id: newClientID(), srv: s, subs: make(map[string]struct{})}
+	return &Session{id: newClientID(), srv: s}
 }
 
 // register makes a session known, with a new id in the (practically
@@ -285,15 +285,14 @@ func (x *exchange) subscribe(m *Message, subscribe bool) {
 func (s *Server) subscribeSession(sess *Session, pattern string) error {
 	pattern = strings.Clone(pattern) // it outlives the request buffer
 	sess.mu.Lock()
-	if _, dup := sess.subs[pattern]; dup || sess.closed {
+	if sess.closed || !sess.addSub(pattern) {
 		sess.mu.Unlock()
 		return nil
 	}
-	sess.subs[pattern] = struct{}{}
 	sess.mu.Unlock()
 	if err := s.acquire(s.ctx, pattern); err != nil {
 		sess.mu.Lock()
-		delete(sess.subs, pattern)
+		sess.removeSub(pattern)
 		sess.mu.Unlock()
 		return err
 	}
@@ -314,8 +313,7 @@ func (s *Server) subscribeSession(sess *Session, pattern string) error {
 // unsubscribeSession removes one subscription; unknown ones are ignored.
 func (s *Server) unsubscribeSession(sess *Session, pattern string) {
 	sess.mu.Lock()
-	_, ok := sess.subs[pattern]
-	delete(sess.subs, pattern)
+	ok := sess.removeSub(pattern)
 	sess.mu.Unlock()
 	if ok {
 		s.unindex(sess, pattern)

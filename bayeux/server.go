@@ -98,6 +98,10 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.wg.Add(1)
 	go s.collect()
+	if cfg.Ping > 0 {
+		s.wg.Add(1)
+		go s.pinger()
+	}
 	if s.cluster != nil {
 		s.wg.Add(1)
 		go s.clusterLoop()
@@ -226,7 +230,7 @@ func (s *Server) end(sess *Session, why EndReason) {
 	}
 	sess.mu.Unlock()
 
-	for pattern := range subs {
+	for _, pattern := range subs {
 		s.unindex(sess, pattern)
 	}
 	if p != nil {
@@ -300,6 +304,47 @@ func (s *Server) collect() {
 				}
 			})
 		}
+	}
+}
+
+// pinger pings every WebSocket of this node every Ping, so that proxies
+// keep idle connections open and dead peers are noticed (their pongs stop
+// moving the read deadline). One goroutine does it for all sockets, a few
+// workers wide, rather than a timer per socket.
+func (s *Server) pinger() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.cfg.Ping)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.connsMu.Lock()
+		conns := make([]*wsConn, 0, len(s.conns))
+		for c := range s.conns {
+			if ws, ok := c.sink.(*wsConn); ok {
+				conns = append(conns, ws)
+			}
+		}
+		s.connsMu.Unlock()
+		work := make(chan *wsConn)
+		var wg sync.WaitGroup
+		for range min(8, len(conns)) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for c := range work {
+					c.sendPing()
+				}
+			}()
+		}
+		for _, c := range conns {
+			work <- c
+		}
+		close(work)
+		wg.Wait()
 	}
 }
 

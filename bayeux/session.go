@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"hash/maphash"
 	"math/big"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,7 +31,7 @@ type Session struct {
 	stream stream   // bound WebSocket or EventSource stream
 	poll   *poll    // held long-poll /meta/connect
 	held   *held    // held /meta/connect on the bound WebSocket
-	subs   map[string]struct{}
+	subs   []string // the session's channels and patterns: few, so a slice
 }
 
 // stream is a connection that pushes messages to the client as they arrive
@@ -88,11 +89,28 @@ func (s *Session) SetIdentity(id *Identity) { s.identity.Store(id) }
 func (s *Session) Subscriptions() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.subs))
-	for p := range s.subs {
-		out = append(out, p)
+	return slices.Clone(s.subs)
+}
+
+// addSub records a subscription and reports whether it is new. s.mu must
+// be held.
+func (s *Session) addSub(pattern string) bool {
+	if slices.Contains(s.subs, pattern) {
+		return false
 	}
-	return out
+	s.subs = append(s.subs, pattern)
+	return true
+}
+
+// removeSub forgets a subscription and reports whether it existed. s.mu
+// must be held.
+func (s *Session) removeSub(pattern string) bool {
+	i := slices.Index(s.subs, pattern)
+	if i < 0 {
+		return false
+	}
+	s.subs = slices.Delete(s.subs, i, i+1)
+	return true
 }
 
 func (s *Session) touch() { s.lastSeen.Store(time.Now().UnixNano()) }

@@ -3,7 +3,6 @@ package bayeux
 import (
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -21,7 +20,6 @@ type wsConn struct {
 	conn     *websocket.Conn
 	wmu      sync.Mutex // serialises frames
 	deadline time.Time  // the write deadline set last; guarded by wmu
-	ping     atomic.Pointer[time.Timer]
 
 	// In a cluster: the id under which frames for sessions owned by other
 	// nodes are forwarded, and those nodes.
@@ -63,17 +61,13 @@ func (c *wsConn) readTimeout() time.Duration {
 	return 2*c.srv.cfg.Timeout + 5*time.Second
 }
 
-// startReading sets the socket's read deadline, pong handler and pings,
-// and starts reading.
+// startReading sets the socket's read deadline and pong handler, and starts
+// reading. (The server's pinger pings every socket.)
 func (c *wsConn) startReading() {
-	s := c.srv
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
 	})
-	if s.cfg.Ping > 0 {
-		c.ping.Store(time.AfterFunc(s.cfg.Ping, c.sendPing))
-	}
 	go c.read()
 }
 
@@ -180,25 +174,19 @@ func (c *wsConn) refreshWriteDeadline() {
 	_ = c.conn.SetWriteDeadline(c.deadline)
 }
 
+// sendPing sends a ping frame; the pong moves the read deadline.
 func (c *wsConn) sendPing() {
 	if c.closed.Load() {
 		return
 	}
 	if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
 		c.close(closeAbnormal, "")
-		return
-	}
-	if t := c.ping.Load(); t != nil {
-		t.Reset(c.srv.cfg.Ping)
 	}
 }
 
 // shut sends a close frame (unless the connection is already broken) and
 // closes the connection.
 func (c *wsConn) shut(code int, text string) {
-	if t := c.ping.Load(); t != nil {
-		t.Stop()
-	}
 	if code != closeAbnormal {
 		c.wmu.Lock()
 		_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
