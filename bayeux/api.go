@@ -42,24 +42,33 @@ func Excluding(clientID string) PublishOption {
 	return func(o *publishOptions) { o.exclude = clientID }
 }
 
+// newServerMessage builds a message the server sends itself: never on a
+// meta channel, data as JSON, options applied.
+func newServerMessage(channel string, data any, opts []PublishOption) (Message, *publishOptions, error) {
+	if channels.IsMeta(channel) {
+		return Message{}, nil, &RejectedError{Channel: channel, Message: errChannelForbidden(channel)}
+	}
+	raw, err := rawJSON(data)
+	if err != nil {
+		return Message{}, nil, err
+	}
+	o := &publishOptions{}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return Message{Channel: channel, Data: raw, Ext: o.ext}, o, nil
+}
+
 // Publish publishes data on channel as if a client had: the incoming
 // extensions see it (with a nil Request and Session), it is validated, and
 // it reaches every subscriber across nodes. data is marshalled to JSON (a
 // json.RawMessage is sent as is). A /service channel reaches only the
 // in-process subscribers and the service handler.
 func (s *Server) Publish(ctx context.Context, channel string, data any, opts ...PublishOption) error {
-	if channels.IsMeta(channel) {
-		return &RejectedError{Channel: channel, Message: errChannelForbidden(channel)}
-	}
-	raw, err := rawJSON(data)
+	m, o, err := newServerMessage(channel, data, opts)
 	if err != nil {
 		return err
 	}
-	o := &publishOptions{}
-	for _, opt := range opts {
-		opt(o)
-	}
-	m := Message{Channel: channel, Data: raw, Ext: o.ext}
 	x := s.newExchange(ctx, nil, nil)
 	x.pub = o
 	x.handle(&m)
@@ -83,21 +92,13 @@ func (s *Server) PublishTo(ctx context.Context, channel string, data any, filter
 // subscribes to channel; WithExt sets its ext. In a cluster the client may
 // be on any node.
 func (s *Server) Deliver(clientID, channel string, data any, opts ...PublishOption) error {
-	if channels.IsMeta(channel) {
-		return &RejectedError{Channel: channel, Message: errChannelForbidden(channel)}
-	}
 	if !s.cfg.Grammar.ValidName(channel) {
 		return &RejectedError{Channel: channel, Message: errChannelInvalid(channel)}
 	}
-	raw, err := rawJSON(data)
+	m, _, err := newServerMessage(channel, data, opts)
 	if err != nil {
 		return err
 	}
-	o := &publishOptions{}
-	for _, opt := range opts {
-		opt(o)
-	}
-	m := Message{Channel: channel, Data: raw, Ext: o.ext}
 	msg := encodeDelivery(&m)
 	if sess := s.sessions.get(clientID); sess != nil {
 		s.deliverTo(sess, msg)

@@ -119,8 +119,9 @@ func (it *frameIter) next(f *msgFields) bool {
 	return true
 }
 
-// object parses a message object at it.i.
-func (it *frameIter) object(f *msgFields) bool {
+// members walks the members of the object at it.i, calling value with each
+// key once it.i is at the member's value; value must consume the value.
+func (it *frameIter) members(value func(key []byte) bool) bool {
 	it.i++ // '{'
 	for {
 		it.skipWS()
@@ -148,119 +149,80 @@ func (it *frameIter) object(f *msgFields) bool {
 		}
 		it.i++
 		it.skipWS()
-		if it.i >= len(it.b) {
+		if it.i >= len(it.b) || !value(key) {
 			return false
 		}
+	}
+}
+
+// object parses a message object at it.i.
+func (it *frameIter) object(f *msgFields) bool {
+	return it.members(func(key []byte) bool {
+		var ok bool
 		switch string(key) {
 		case "channel":
-			if f.channel, ok = it.strValue(); !ok {
-				return false
-			}
+			f.channel, ok = it.strValue()
+			return ok
 		case "id":
 			if it.b[it.i] == '"' {
-				if f.id, ok = it.str(); !ok {
-					return false
-				}
-			} else {
-				start := it.i
-				if !it.skip() {
-					return false
-				}
-				f.id = it.b[start:it.i]
+				f.id, ok = it.str()
+				return ok
 			}
-		case "error":
-			if f.errText, ok = it.strValue(); !ok {
+			start := it.i
+			if !it.skip() {
 				return false
 			}
+			f.id = it.b[start:it.i]
+			return true
+		case "error":
+			f.errText, ok = it.strValue()
+			return ok
 		case "successful":
 			switch {
 			case hasPrefix(it.b[it.i:], "true"):
 				f.successful = 1
 				it.i += 4
+				return true
 			case hasPrefix(it.b[it.i:], "false"):
 				f.successful = 0
 				it.i += 5
-			default:
-				if !it.skip() {
-					return false
-				}
+				return true
 			}
 		case "data":
 			if it.b[it.i] == '{' {
-				if !it.data(f) {
-					return false
-				}
-			} else if !it.skip() {
-				return false
-			}
-		default:
-			if !it.skip() {
-				return false
+				return it.data(f)
 			}
 		}
-	}
+		return it.skip()
+	})
 }
 
 // data parses the benchmark payload object.
 func (it *frameIter) data(f *msgFields) bool {
-	it.i++ // '{'
-	for {
-		it.skipWS()
-		if it.i >= len(it.b) {
-			return false
+	return it.members(func(key []byte) bool {
+		if len(key) != 1 {
+			return it.skip()
 		}
-		switch it.b[it.i] {
-		case '}':
-			it.i++
-			return true
-		case ',':
-			it.i++
-			continue
-		case '"':
+		var (
+			n  int64
+			ok bool
+		)
+		switch key[0] {
+		case 's':
+			n, ok = it.int()
+			f.seq, f.hasData = n, true
+		case 't':
+			f.sent, ok = it.int()
+		case 'p':
+			f.pub, ok = it.int()
+		case 'm':
+			n, ok = it.int()
+			f.measured = n != 0
 		default:
-			return false
+			ok = it.skip()
 		}
-		key, ok := it.str()
-		if !ok {
-			return false
-		}
-		it.skipWS()
-		if it.i >= len(it.b) || it.b[it.i] != ':' {
-			return false
-		}
-		it.i++
-		it.skipWS()
-		if len(key) == 1 {
-			var n int64
-			switch key[0] {
-			case 's':
-				if n, ok = it.int(); !ok {
-					return false
-				}
-				f.seq, f.hasData = n, true
-				continue
-			case 't':
-				if f.sent, ok = it.int(); !ok {
-					return false
-				}
-				continue
-			case 'p':
-				if f.pub, ok = it.int(); !ok {
-					return false
-				}
-				continue
-			case 'm':
-				if n, ok = it.int(); !ok {
-					return false
-				}
-				f.measured = n != 0
-				continue
-			}
-		}
-		if !it.skip() {
-			return false
-		}
-	}
+		return ok
+	})
 }
 
 func hasPrefix(b []byte, s string) bool {
