@@ -23,13 +23,14 @@ func (s *Server) fanout(p *Publication, identities func(Identity) bool) {
 		s.local.dispatch(&m)
 	}
 	var (
-		msg     Message
+		msg     *Message // parsed only for the delivery filters
 		filters []func(*Session, *Message) bool
 	)
 	if len(s.filters) > 0 {
-		msg = parseDelivery(p.Message)
+		m := parseDelivery(p.Message)
+		msg = &m
 		for _, f := range s.filters {
-			if fn := f.Delivery(s.ctx, &msg); fn != nil {
+			if fn := f.Delivery(s.ctx, msg); fn != nil {
 				filters = append(filters, fn)
 			}
 		}
@@ -54,7 +55,7 @@ func (s *Server) fanout(p *Publication, identities func(Identity) bool) {
 		}
 		out := p.Message
 		if filters != nil {
-			c, ok := msg, true
+			c, ok := *msg, true
 			for _, fn := range filters {
 				if ok = fn(sess, &c); !ok {
 					break
