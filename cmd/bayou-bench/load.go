@@ -17,6 +17,7 @@ import (
 type loadConfig struct {
 	scenario     string
 	url          string
+	pubURL       string // publishers' URL when not url (another cluster node)
 	subs         int
 	lpFrac       float64
 	publishers   int
@@ -195,9 +196,17 @@ func runLoad(ctx context.Context, cfg *loadConfig) *Result {
 	// Flow control: on average maxLag messages in flight per subscriber.
 	sh.maxLag = int64(cfg.maxLag) * int64(len(live))
 
+	pt := t // publishers may use another node of a cluster
+	if cfg.pubURL != "" {
+		if pt, err = newTarget(cfg.pubURL, cfg.readBuf); err != nil {
+			res.Fatal = "--pub-url: " + err.Error()
+			sh.stopping.Store(true)
+			return res
+		}
+	}
 	pubs := make([]*publisher, cfg.publishers)
 	for i := range pubs {
-		pubs[i] = &publisher{idx: i, sh: sh, t: t, cfg: cfg, subs: all, http: cfg.pubHTTP,
+		pubs[i] = &publisher{idx: i, sh: sh, t: pt, cfg: cfg, subs: all, http: cfg.pubHTTP,
 			done: make(chan struct{}), rng: uint64(i)*0x9E3779B97F4A7C15 + 12345}
 		if err := pubs[i].start(ctx); err != nil {
 			res.Fatal = "publisher: " + err.Error()

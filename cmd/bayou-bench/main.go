@@ -143,6 +143,7 @@ func runLoadMode(ctx context.Context, mode string, args []string, stdout, stderr
 	var warmup, duration, drain, stall float64
 	var via, jsonPath string
 	fs.StringVar(&cfg.url, "url", "http://127.0.0.1:8000/bayeux", "server's Bayeux URL (http://...; WebSockets use ws:// on the same path)")
+	fs.StringVar(&cfg.pubURL, "pub-url", "", "Bayeux URL for the publishers when it differs from --url (another node of a cluster)")
 	fs.IntVar(&cfg.subs, "subs", 1000, "subscribers")
 	fs.Float64Var(&cfg.lpFrac, "lp", 0, "fraction of subscribers on long-polling instead of WebSocket (0..1)")
 	fs.IntVar(&cfg.publishers, "pubs", 4, "publishers")
