@@ -183,5 +183,3 @@ func (o *options) finish() error {
 	}
 	return nil
 }
-
-func (o *options) allows(transport string) bool { return slices.Contains(o.transports, transport) }
