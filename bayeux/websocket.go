@@ -117,7 +117,7 @@ func (c *wsConn) handleFrame(data []byte) bool {
 	}
 	x := s.newExchange(s.ctx, c.req, &c.socket)
 	x.run(msgs)
-	if c.sess.Load() != nil {
+	if s.cluster != nil && c.sess.Load() != nil {
 		c.tellOwners() // the socket serves a session of this node now
 	}
 	if len(x.replies) > 0 && c.write(x.replies...) != nil {
