@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/tidwall/gjson"
 )
 
@@ -404,5 +405,44 @@ func TestExtHelpers(t *testing.T) {
 	}
 	if raw, ok := m.ExtField("n"); !ok || raw != "5" {
 		t.Error("ExtField")
+	}
+}
+
+// TestExcludeSenderOverWebSocket: a client publishing over its WebSocket
+// on an excluded pattern does not get its message back; a long-polling
+// subscriber does.
+func TestExcludeSenderOverWebSocket(t *testing.T) {
+	ts := newTestServer(t, Config{ExcludeSender: []string{"/chat/**"}, Timeout: 5 * time.Second})
+	other := ts.handshake(t)
+	ts.subscribe(t, other, "/chat/**")
+	ws := ts.dial(t)
+	id := ts.handshake(t)
+	send := func(s string) {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send(`[{"channel":"/meta/connect","clientId":"` + id + `","connectionType":"websocket","id":"1","advice":{"timeout":0}},` +
+		`{"channel":"/meta/subscribe","clientId":"` + id + `","subscription":"/chat/**","id":"2"},` +
+		`{"channel":"/meta/subscribe","clientId":"` + id + `","subscription":"/echo","id":"3"}]`)
+	if r := readFrame(t, ws, 2*time.Second); r.Get("#").Int() != 3 {
+		t.Fatalf("replies: %s", r.Raw)
+	}
+	send(`[{"channel":"/chat/room","clientId":"` + id + `","data":"mine","id":"4"},{"channel":"/echo","clientId":"` + id + `","data":"back","id":"5"}]`)
+	var got []string
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && !strings.Contains(strings.Join(got, " "), "/echo"); {
+		readFrame(t, ws, 2*time.Second).ForEach(func(_, v gjson.Result) bool {
+			if v.Get("data").Exists() {
+				got = append(got, v.Get("channel").String())
+			}
+			return true
+		})
+	}
+	if strings.Join(got, " ") != "/echo" {
+		t.Fatalf("the WebSocket publisher received %q, want only /echo", got)
+	}
+	r := ts.post(t, connectBody(other, `,"advice":{"timeout":0}`))
+	if r.Get(`#(channel=="/chat/room").data`).String() != "mine" {
+		t.Fatalf("the other subscriber got %s", r.Raw)
 	}
 }
