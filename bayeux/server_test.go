@@ -360,3 +360,28 @@ func TestStreamOwnsDeliveries(t *testing.T) {
 		t.Fatal("the held connect did not take over when the stream went away")
 	}
 }
+
+// TestOversizedInput: a body over MaxMessageSize gets 413 and a frame over
+// it closes the socket with 1009 (message too big); the server goes on
+// serving.
+func TestOversizedInput(t *testing.T) {
+	ts := newTestServer(t, Config{MaxMessageSize: 1024})
+	big := `{"channel":"/x","data":"` + strings.Repeat("x", 2048) + `"}`
+	res, err := http.Post(ts.url, "application/json", strings.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversized body: status %d, want 413", res.StatusCode)
+	}
+	ws := ts.dial(t)
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(big)); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("oversized frame: %v, want close 1009", err)
+	}
+	ts.handshake(t) // still serving
+}
