@@ -75,8 +75,8 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  512, // client frames are small; a larger one is read in several chunks
-		WriteBufferSize: 4096,
+		ReadBufferSize:  128, // the smallest allowed: frameConn reads ahead, in pooled buffers
+		WriteBufferSize: 64 << 10, // pooled, held only during a write: a batch goes out in one write
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(r *http.Request) bool { return s.originAllowed(r.Header.Get("Origin")) },
 	}
@@ -307,9 +307,9 @@ func (s *Server) collect() {
 	}
 }
 
-// pinger pings every WebSocket of this node every Ping, so that proxies
-// keep idle connections open and dead peers are noticed (their pongs stop
-// moving the read deadline). One goroutine does it for all sockets, a few
+// pinger pings the WebSockets of this node that were silent for Ping, so
+// that proxies keep idle connections open and dead peers are noticed (no
+// pong moves their read deadline). One goroutine does it for all sockets, a few
 // workers wide, rather than a timer per socket.
 func (s *Server) pinger() {
 	defer s.wg.Done()
@@ -321,10 +321,14 @@ func (s *Server) pinger() {
 			return
 		case <-t.C:
 		}
+		// Sockets that received a frame lately are alive and not idle: Bayeux
+		// clients send a connect every timeout. A pong would also move an
+		// idle socket's reader off its small stack.
+		quiet := time.Now().Add(-s.cfg.Ping).UnixNano()
 		s.connsMu.Lock()
 		conns := make([]*wsConn, 0, len(s.conns))
 		for c := range s.conns {
-			if ws, ok := c.sink.(*wsConn); ok {
+			if ws, ok := c.sink.(*wsConn); ok && ws.lastRead.Load() < quiet {
 				conns = append(conns, ws)
 			}
 		}

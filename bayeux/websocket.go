@@ -3,6 +3,7 @@ package bayeux
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -18,8 +19,10 @@ const maxFrameBytes = 1 << 20
 type wsConn struct {
 	socket
 	conn     *websocket.Conn
-	wmu      sync.Mutex // serialises frames
-	deadline time.Time  // the write deadline set last; guarded by wmu
+	fc       *frameConn   // what conn reads from
+	lastRead atomic.Int64 // unix nanoseconds of the last frame received
+	wmu      sync.Mutex   // serialises frames
+	deadline time.Time    // the write deadline set last; guarded by wmu
 
 	// In a cluster: the id under which frames for sessions owned by other
 	// nodes are forwarded, and those nodes.
@@ -29,13 +32,14 @@ type wsConn struct {
 }
 
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
-	conn, err := s.upgrader.Upgrade(w, r, nil)
+	hj := &hijacker{ResponseWriter: w}
+	conn, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return // the upgrader has answered the request
 	}
 	conn.SetReadLimit(s.cfg.MaxMessageSize)
-	c := &wsConn{conn: conn}
+	c := &wsConn{conn: conn, fc: hj.conn}
 	c.socket = socket{srv: s, sink: c, req: s.keptRequest(r), remote: r.RemoteAddr}
 	c.onClose = func() {
 		s.connsMu.Lock()
@@ -71,13 +75,18 @@ func (c *wsConn) startReading() {
 	go c.read()
 }
 
-// read reads and handles one frame, then hands reading over to a new
-// goroutine. Handling needs a deep stack, and a goroutine keeps the stack it
-// once needed while it waits in a read; a fresh goroutine per frame keeps
-// idle sockets at the stack the reader alone needs. Frames are still handled
-// one at a time, in order.
+// read waits for a frame, reads and handles it, then hands reading over to
+// a new goroutine. Handling needs a deep stack, and so does the WebSocket
+// reader, and a goroutine keeps the stack it once needed while it waits: so
+// an idle socket waits for readability with a shallow call (frameConn) in a
+// fresh goroutine, at the smallest stack. Frames are still handled one at a
+// time, in order.
 func (c *wsConn) read() {
-	_, data, err := c.conn.ReadMessage()
+	err := c.fc.waitReadable()
+	var data []byte
+	if err == nil {
+		_, data, err = c.conn.ReadMessage()
+	}
 	if err != nil {
 		if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
 			c.srv.log.Debug("websocket read ended", "remote", c.remote, "err", err)
@@ -85,6 +94,7 @@ func (c *wsConn) read() {
 		c.close(closeAbnormal, "")
 		return
 	}
+	c.lastRead.Store(time.Now().UnixNano())
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
 	if c.handleFrame(data) {
 		go c.read()

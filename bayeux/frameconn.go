@@ -1,0 +1,147 @@
+package bayeux
+
+import (
+	"bufio"
+	"encoding/binary"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+)
+
+// frameConn is the connection a WebSocket reads from. It hands the
+// WebSocket reader at most the rest of the current frame per read, so the
+// reader never buffers bytes of a frame it has not reached: once it returned
+// a message, every byte not yet handled is here, where the server can see
+// it (pending). The server can then wait for an idle socket to become
+// readable with a shallow call instead of parking inside the WebSocket
+// reader, whose deep stack every idle connection would otherwise keep.
+// Bytes read ahead sit in a pooled buffer, held only while there are some.
+type frameConn struct {
+	net.Conn
+	raw  syscall.RawConn // to wait for readability; nil when not available
+	buf  *[]byte         // read-ahead bytes, from readPool; nil when none
+	r, w int             // unread bytes are (*buf)[r:w]
+	left int64           // bytes of the current frame not yet handed over; 0 at a boundary
+}
+
+// readPool holds frameConn read-ahead buffers.
+var readPool = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
+
+func newFrameConn(c net.Conn) *frameConn {
+	f := &frameConn{Conn: c}
+	if sc, ok := c.(syscall.Conn); ok && canPeek {
+		f.raw, _ = sc.SyscallConn()
+	}
+	return f
+}
+
+// Read hands over bytes of the current frame only.
+func (f *frameConn) Read(p []byte) (int, error) {
+	if f.left == 0 {
+		if err := f.header(); err != nil {
+			return 0, err
+		}
+	}
+	if int64(len(p)) > f.left {
+		p = p[:f.left]
+	}
+	if f.buf == nil {
+		n, err := f.Conn.Read(p) // nothing read ahead: straight from the connection
+		f.left -= int64(n)
+		return n, err
+	}
+	n := copy(p, (*f.buf)[f.r:f.w])
+	f.r += n
+	f.left -= int64(n)
+	if f.r == f.w {
+		readPool.Put(f.buf)
+		f.buf = nil
+	}
+	return n, nil
+}
+
+// header reads ahead the next frame's header and sets left to the frame's
+// whole length (header and payload).
+func (f *frameConn) header() error {
+	if err := f.fill(2); err != nil {
+		return err
+	}
+	b := (*f.buf)[f.r:f.w]
+	n := 2
+	switch b[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b[1]&0x80 != 0 {
+		n += 4 // the mask key
+	}
+	if err := f.fill(n); err != nil {
+		return err
+	}
+	b = (*f.buf)[f.r:f.w]
+	var payload uint64
+	switch b[1] & 0x7f {
+	case 126:
+		payload = uint64(binary.BigEndian.Uint16(b[2:4]))
+	case 127:
+		payload = binary.BigEndian.Uint64(b[2:10])
+	default:
+		payload = uint64(b[1] & 0x7f)
+	}
+	f.left = int64(n) + int64(min(payload, 1<<62)) // the reader enforces the size limit
+	return nil
+}
+
+// fill reads until at least n bytes are read ahead.
+func (f *frameConn) fill(n int) error {
+	if f.buf == nil {
+		f.buf = readPool.Get().(*[]byte)
+		f.r, f.w = 0, 0
+	}
+	for f.w-f.r < n {
+		if f.r > 0 {
+			f.w = copy(*f.buf, (*f.buf)[f.r:f.w])
+			f.r = 0
+		}
+		m, err := f.Conn.Read((*f.buf)[f.w:])
+		f.w += m
+		if err != nil && f.w-f.r < n {
+			return err
+		}
+	}
+	return nil
+}
+
+// pending reports whether bytes are read ahead, so that reading the next
+// message will not wait for the network.
+func (f *frameConn) pending() bool { return f.buf != nil }
+
+// waitReadable returns when the connection has bytes to read (or is closed
+// or broken), or its read deadline passed (an error). It parks on the
+// network poller directly. The poller only reports data that arrives while
+// it waits, so the socket is peeked at first.
+func (f *frameConn) waitReadable() error {
+	if f.raw == nil || f.pending() {
+		return nil
+	}
+	return f.raw.Read(readable)
+}
+
+// hijacker gives the WebSocket upgrader a frameConn instead of the bare
+// connection.
+type hijacker struct {
+	http.ResponseWriter
+	conn *frameConn
+}
+
+func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	h.conn = newFrameConn(c)
+	return h.conn, rw, nil
+}

@@ -1,0 +1,103 @@
+package bayeux
+
+import (
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"testing"
+)
+
+// chunkConn is a net.Conn whose reads return the given chunks in order.
+type chunkConn struct {
+	net.Conn
+	chunks [][]byte
+	read   int // bytes handed out so far
+}
+
+func (c *chunkConn) Read(p []byte) (int, error) {
+	if len(c.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.chunks[0])
+	c.read += n
+	if c.chunks[0] = c.chunks[0][n:]; len(c.chunks[0]) == 0 {
+		c.chunks = c.chunks[1:]
+	}
+	return n, nil
+}
+
+// clientFrame builds a masked client frame with a payload of n bytes.
+func clientFrame(n int, fill byte) []byte {
+	b := []byte{0x81}
+	switch {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n < 1<<16:
+		b = append(b, 0x80|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	b = append(b, 1, 2, 3, 4) // mask key
+	return append(b, bytes.Repeat([]byte{fill}, n)...)
+}
+
+func TestFrameConnHandsOverOneFrameAtATime(t *testing.T) {
+	sizes := []int{5, 125, 126, 300, 65535, 70000}
+	var stream []byte
+	var frames [][]byte
+	for i, n := range sizes {
+		f := clientFrame(n, byte('a'+i))
+		frames = append(frames, f)
+		stream = append(stream, f...)
+	}
+	tests := []struct {
+		name   string
+		chunks [][]byte
+	}{
+		{"all at once", [][]byte{stream}},
+		{"byte by byte", func() (c [][]byte) {
+			for i := range stream {
+				c = append(c, stream[i:i+1])
+			}
+			return c
+		}()},
+		{"odd chunks", [][]byte{stream[:3], stream[3:140], stream[140:1000], stream[1000:]}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			chunks := make([][]byte, len(tt.chunks))
+			for i := range tt.chunks {
+				chunks[i] = append([]byte(nil), tt.chunks[i]...)
+			}
+			cc := &chunkConn{chunks: chunks}
+			fc := newFrameConn(cc)
+			handed := 0
+			for i, want := range frames {
+				var got []byte
+				buf := make([]byte, 512)
+				for len(got) < len(want) {
+					n, err := fc.Read(buf)
+					if err != nil {
+						t.Fatalf("frame %d: %v after %d of %d bytes", i, err, len(got), len(want))
+					}
+					got = append(got, buf[:n]...)
+					handed += n
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("frame %d: a read crossed the frame's end or lost bytes (%d bytes, want %d)", i, len(got), len(want))
+				}
+				// Bytes taken from the connection but not handed over must
+				// show as pending, or a wait for readability would strand them.
+				if cc.read > handed && !fc.pending() {
+					t.Fatalf("after frame %d: %d bytes read ahead but pending() is false", i, cc.read-handed)
+				}
+			}
+			if fc.pending() {
+				t.Fatal("pending() after the last frame")
+			}
+		})
+	}
+}
