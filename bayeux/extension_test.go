@@ -134,24 +134,26 @@ func TestIdentityStaysServerSide(t *testing.T) {
 			}
 		}}},
 	})
-	r := ts.post(t, `{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"ext":{"user":"u1","token":"t"}}`)
+	// The user name cannot occur in a clientId ([0-9a-z]), so finding it in
+	// a reply means it leaked.
+	r := ts.post(t, `{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"],"ext":{"user":"User-One","token":"t"}}`)
 	id := r.Get("0.clientId").String()
-	if strings.Contains(r.Raw, "u1") || strings.Contains(r.Raw, "member") {
+	if strings.Contains(r.Raw, "User-One") || strings.Contains(r.Raw, "member") {
 		t.Fatalf("identity leaked into the handshake reply: %s", r.Raw)
 	}
-	if got := ts.Session(id).Identity(); got == nil || got.User != "u1" || !got.HasRole("member") {
+	if got := ts.Session(id).Identity(); got == nil || got.User != "User-One" || !got.HasRole("member") {
 		t.Fatalf("identity = %+v", got)
 	}
 	ts.subscribe(t, id, "/chat")
 	ts.post(t, `{"channel":"/chat","clientId":"`+id+`","data":1,"ext":{"token":"t","keep":1}}`)
 	r = ts.post(t, connectBody(id, `,"advice":{"timeout":0}`))
 	msg := r.Get(`#(channel=="/chat")`)
-	if msg.Get("ext.token").Exists() || msg.Get("ext.keep").Int() != 1 || strings.Contains(r.Raw, "u1") {
+	if msg.Get("ext.token").Exists() || msg.Get("ext.keep").Int() != 1 || strings.Contains(r.Raw, "User-One") {
 		t.Fatalf("delivery: %s", r.Raw)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(seen) != 1 || seen[0] != "u1" {
+	if len(seen) != 1 || seen[0] != "User-One" {
 		t.Fatalf("hooks saw identities %q", seen)
 	}
 }
