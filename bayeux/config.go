@@ -29,9 +29,10 @@ type Config struct {
 	// Default 1s.
 	RetryInterval time.Duration
 
-	// Ping is the period of WebSocket ping frames and EventSource comment
-	// lines that keep idle connections open through proxies. Default 25s;
-	// a negative value disables them.
+	// Ping keeps idle connections open through proxies and finds dead
+	// peers: a WebSocket silent for Ping is pinged, and EventSource streams
+	// get a comment line every Ping. Default 25s; a negative value disables
+	// them.
 	Ping time.Duration
 
 	// WriteTimeout bounds every write to a client connection; a client that

@@ -83,7 +83,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:8000", "address to listen on, host:port (port 0 picks a free port)")
 	fs.StringVar(&o.mount, "mount", "/bayeux", "path of the Bayeux endpoint; every transport is served under it")
 	fs.Float64Var(&o.timeout, "timeout", 25, "seconds a /meta/connect is held waiting for messages (advice.timeout); keep it below your proxies' idle timeout")
-	fs.Float64Var(&o.ping, "ping", 25, "seconds between WebSocket pings and EventSource keep-alives; 0 disables them")
+	fs.Float64Var(&o.ping, "ping", 25, "seconds of silence after which a WebSocket is pinged, and between EventSource keep-alives; 0 disables them")
 	fs.StringVar(&o.allowedOrigins, "allowed-origins", "", "comma-separated browser origins allowed to connect (e.g. https://app.example.com); empty allows any origin")
 	fs.Int64Var(&o.maxMessageSize, "max-message-size", 1<<20, "largest WebSocket frame or HTTP request body accepted, in bytes")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 4<<20, "bytes that may wait for one client before it is dropped as a slow consumer")
