@@ -101,3 +101,35 @@ func TestFrameConnHandsOverOneFrameAtATime(t *testing.T) {
 		})
 	}
 }
+
+// TestTextFrame checks the three header lengths of the frames the server
+// writes itself.
+func TestTextFrame(t *testing.T) {
+	for _, n := range []int{0, 1, 123, 124, 200, 65531, 65532, 70000} {
+		item := []byte(`"` + string(bytes.Repeat([]byte{'x'}, n)) + `"`)
+		bp := new([]byte)
+		f := textFrame(bp, [][]byte{item})
+		payload := len(item) + 2 // the array brackets
+		var hdr int
+		switch {
+		case payload < 126:
+			hdr = 2
+			if int(f[1]) != payload {
+				t.Fatalf("payload %d: length byte %d", payload, f[1])
+			}
+		case payload < 1<<16:
+			hdr = 4
+			if f[1] != 126 || int(binary.BigEndian.Uint16(f[2:])) != payload {
+				t.Fatalf("payload %d: header % x", payload, f[:4])
+			}
+		default:
+			hdr = 10
+			if f[1] != 127 || int(binary.BigEndian.Uint64(f[2:])) != payload {
+				t.Fatalf("payload %d: header % x", payload, f[:10])
+			}
+		}
+		if f[0] != 0x81 || len(f) != hdr+payload || string(f[hdr:]) != "["+string(item)+"]" {
+			t.Fatalf("payload %d: frame of %d bytes starting % x", payload, len(f), f[:hdr])
+		}
+	}
+}

@@ -75,8 +75,8 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.upgrader = websocket.Upgrader{
-		ReadBufferSize:  128,      // the smallest allowed: frameConn reads ahead, in pooled buffers
-		WriteBufferSize: 64 << 10, // pooled, held only during a write: a batch goes out in one write
+		ReadBufferSize:  128, // the smallest allowed: frameConn reads ahead, in pooled buffers
+		WriteBufferSize: 256, // control frames only: data frames are written directly
 		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     func(r *http.Request) bool { return s.originAllowed(r.Header.Get("Origin")) },
 	}

@@ -1,6 +1,7 @@
 package bayeux
 
 import (
+	"encoding/binary"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -141,12 +142,16 @@ func (c *wsConn) handleFrame(data []byte) bool {
 }
 
 // writeFrames sends items as JSON-array frames of at most maxFrameBytes (a
-// single larger item goes alone). Each frame is built in one buffer and sent
-// with one write, rather than in write-buffer-sized fragments.
+// single larger item goes alone). Each frame (header and payload) is built
+// in one pooled buffer and written to the connection with one write. Data
+// frames bypass the WebSocket library's writer, which copies them again and,
+// past its buffer, splits them into several writes; control frames (pings,
+// close) still go through it. A write on a TCP connection is never
+// interleaved with another, so frames stay whole.
 func (c *wsConn) writeFrames(items [][]byte) error {
 	bp := framePool.Get().(*[]byte)
 	defer func() {
-		if cap(*bp) <= maxFrameBytes {
+		if cap(*bp) <= 2*maxFrameBytes {
 			framePool.Put(bp)
 		}
 	}()
@@ -159,13 +164,37 @@ func (c *wsConn) writeFrames(items [][]byte) error {
 			size += len(items[n])
 			n++
 		}
-		*bp = appendArray((*bp)[:0], items[:n])
-		if err := c.conn.WriteMessage(websocket.TextMessage, *bp); err != nil {
+		if _, err := c.fc.Conn.Write(textFrame(bp, items[:n])); err != nil {
 			return err
 		}
 		items = items[n:]
 	}
 	return nil
+}
+
+// textFrame builds in *bp an unmasked, final text frame whose payload is
+// the JSON array of items, and returns it.
+func textFrame(bp *[]byte, items [][]byte) []byte {
+	const room = 10 // the longest header
+	b := appendArray(append((*bp)[:0], make([]byte, room)...), items)
+	*bp = b
+	n := len(b) - room
+	var h []byte
+	switch {
+	case n < 126:
+		h = b[room-2 : room]
+		h[1] = byte(n)
+	case n < 1<<16:
+		h = b[room-4 : room]
+		h[1] = 126
+		binary.BigEndian.PutUint16(h[2:], uint16(n))
+	default:
+		h = b[:room]
+		h[1] = 127
+		binary.BigEndian.PutUint64(h[2:], uint64(n))
+	}
+	h[0] = 0x81 // FIN, text
+	return b[room-len(h):]
 }
 
 // framePool holds the buffers frames are built in.
