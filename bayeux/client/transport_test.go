@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -373,5 +375,48 @@ func TestDroppedSocketKeepsSession(t *testing.T) {
 	defer mu.Unlock()
 	if len(conns) != 2 {
 		t.Errorf("%d sockets opened, want 2", len(conns))
+	}
+}
+
+// TestWithCookieJar: a jar given with WithCookieJar is used from the first
+// request on (the handshake carries its cookie, which a fresh default jar
+// could not).
+func TestWithCookieJar(t *testing.T) {
+	t.Parallel()
+	for _, tr := range transports {
+		t.Run(tr, func(t *testing.T) {
+			t.Parallel()
+			var mu sync.Mutex
+			first := ""
+			srv, _ := startInproc(t, bayeux.Config{}, func(h http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					mu.Lock()
+					if first == "" {
+						if c, err := r.Cookie("session"); err == nil {
+							first = c.Value
+						} else {
+							first = "(none)"
+						}
+					}
+					mu.Unlock()
+					h.ServeHTTP(w, r)
+				})
+			})
+			jar, err := cookiejar.New(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, _ := url.Parse(srv.url)
+			jar.SetCookies(u, []*http.Cookie{{Name: "session", Value: "from-the-jar", Path: "/"}})
+			c := dial(t, srv.url, tr, client.WithCookieJar(jar))
+			if _, err := c.Publish(ctxTimeout(t, 10*time.Second), "/jar", 1); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if first != "from-the-jar" {
+				t.Fatalf("the first request carried cookie %q, want the jar's", first)
+			}
+		})
 	}
 }
