@@ -8,6 +8,7 @@ require (
 	github.com/gorilla/websocket v1.5.3
 	github.com/redis/rueidis v1.0.79
 	github.com/tidwall/gjson v1.20.0
+	golang.org/x/time v0.16.0
 )
 
 require (

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/tidwall/gjson"
+
 	"github.com/bayou-pubsub/bayou/channels"
 )
 
@@ -43,10 +45,14 @@ func Excluding(clientID string) PublishOption {
 }
 
 // newServerMessage builds a message the server sends itself: never on a
-// meta channel, data as JSON, options applied.
-func newServerMessage(channel string, data any, opts []PublishOption) (Message, *publishOptions, error) {
+// meta channel, within the limits of clients' messages, data as JSON,
+// options applied.
+func (s *Server) newServerMessage(channel string, data any, opts []PublishOption) (Message, *publishOptions, error) {
 	if channels.IsMeta(channel) {
 		return Message{}, nil, &RejectedError{Channel: channel, Message: errChannelForbidden(channel)}
+	}
+	if msg := s.lim.channelError(channel); msg != "" {
+		return Message{}, nil, &RejectedError{Channel: channel, Message: msg}
 	}
 	raw, err := rawJSON(data)
 	if err != nil {
@@ -56,7 +62,13 @@ func newServerMessage(channel string, data any, opts []PublishOption) (Message, 
 	for _, opt := range opts {
 		opt(o)
 	}
-	return Message{Channel: channel, Data: raw, Ext: o.ext}, o, nil
+	if nestingExceeds([]byte(raw), s.lim.depth) || nestingExceeds([]byte(o.ext), s.lim.depth) {
+		return Message{}, nil, &RejectedError{Channel: channel, Message: fmt.Sprintf("400::JSON nested more than %d deep", s.lim.depth)}
+	}
+	if o.ext != "" && (!gjson.Valid(o.ext) || !gjson.Parse(o.ext).IsObject()) {
+		return Message{}, nil, fmt.Errorf("bayeux: ext is not a JSON object: %.40q", o.ext)
+	}
+	return Message{Channel: channel, Data: raw, Ext: validUTF8(o.ext)}, o, nil
 }
 
 // Publish publishes data on channel as if a client had: the incoming
@@ -65,7 +77,7 @@ func newServerMessage(channel string, data any, opts []PublishOption) (Message, 
 // json.RawMessage is sent as is). A /service channel reaches only the
 // in-process subscribers and the service handler.
 func (s *Server) Publish(ctx context.Context, channel string, data any, opts ...PublishOption) error {
-	m, o, err := newServerMessage(channel, data, opts)
+	m, o, err := s.newServerMessage(channel, data, opts)
 	if err != nil {
 		return err
 	}
@@ -92,10 +104,10 @@ func (s *Server) PublishTo(ctx context.Context, channel string, data any, filter
 // subscribes to channel; WithExt sets its ext. In a cluster the client may
 // be on any node.
 func (s *Server) Deliver(clientID, channel string, data any, opts ...PublishOption) error {
-	if !s.cfg.Grammar.ValidName(channel) {
-		return &RejectedError{Channel: channel, Message: errChannelInvalid(channel)}
+	m, _, err := s.newServerMessage(channel, data, opts)
+	if err == nil && !s.cfg.Grammar.ValidName(channel) {
+		err = &RejectedError{Channel: channel, Message: errChannelInvalid(channel)}
 	}
-	m, _, err := newServerMessage(channel, data, opts)
 	if err != nil {
 		return err
 	}

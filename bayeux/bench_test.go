@@ -12,14 +12,14 @@ func BenchmarkParseBatch(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchPublish)))
 	for b.Loop() {
-		if _, err := parseBatch(benchPublish); err != nil {
+		if _, err := testLimits.parseBatch(benchPublish); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
 func BenchmarkEncodeDelivery(b *testing.B) {
-	msgs, _ := parseBatch(benchPublish)
+	msgs, _ := testLimits.parseBatch(benchPublish)
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = encodeDelivery(&msgs[0])
@@ -88,7 +88,7 @@ func BenchmarkPublish1000(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		msgs, err := parseBatch(benchPublish)
+		msgs, err := testLimits.parseBatch(benchPublish)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -103,7 +103,7 @@ func BenchmarkPublish1000(b *testing.B) {
 // BenchmarkHandshake measures creating sessions.
 func BenchmarkHandshake(b *testing.B) {
 	srv, _ := benchServer(b, 0, "/x")
-	msgs, _ := parseBatch([]byte(`{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"]}`))
+	msgs, _ := testLimits.parseBatch([]byte(`{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["websocket"]}`))
 	b.ReportAllocs()
 	for b.Loop() {
 		x := srv.newExchange(b.Context(), nil, nil)

@@ -229,7 +229,7 @@ func (s *Server) serveForwarded(m *nodeMsg) {
 	defer cancel()
 	c.served.Store(key, cancel)
 	defer c.served.Delete(key)
-	msgs, err := parseValues(m.Batches)
+	msgs, err := s.lim.parseValues(m.Batches)
 	if err != nil {
 		return
 	}
@@ -318,7 +318,7 @@ func (rs *remoteSocket) work() {
 		if rs.closed.Load() {
 			continue
 		}
-		msgs, err := parseValues(m.Batches)
+		msgs, err := s.lim.parseValues(m.Batches)
 		if err != nil || len(msgs) == 0 {
 			continue
 		}

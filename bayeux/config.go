@@ -2,6 +2,7 @@ package bayeux
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/bayou-pubsub/bayou/channels"
@@ -42,12 +43,77 @@ type Config struct {
 	// AllowedOrigins, when not empty, lists the browser origins (for example
 	// "https://app.example.com") allowed to open WebSockets and to make
 	// cross-origin requests. Requests without an Origin header are always
-	// allowed. Default: every origin, like faye.
+	// allowed. Default: every origin but "null" (sandboxed frames and
+	// file: pages), like faye otherwise; list "null" to allow it. CORS
+	// answers allow credentials, so set this list when clients authenticate
+	// with cookies.
 	AllowedOrigins []string
 
 	// MaxMessageSize caps the size in bytes of a WebSocket frame or an HTTP
 	// request body. Default 1 MiB.
 	MaxMessageSize int64
+
+	// MaxNesting caps how deeply the arrays and objects of a request's JSON
+	// may nest. Deeper requests get HTTP 400 (a WebSocket frame is ignored).
+	// Default 64.
+	MaxNesting int
+
+	// MaxBatch caps the messages of one request or WebSocket frame. Larger
+	// requests get HTTP 400; a WebSocket is closed with 1008. Default 100.
+	// (faye's clients send at most 2 KB per request, CometD's one message
+	// per frame unless the application batches.)
+	MaxBatch int
+
+	// MaxChannelLength caps the length in bytes of a channel name or pattern
+	// that is published or subscribed to; MaxChannelSegments caps its
+	// segments. Longer channels are refused with a 405 error. Defaults
+	// 1024 and 64.
+	MaxChannelLength   int
+	MaxChannelSegments int
+
+	// MaxSubscriptions caps the channels and patterns one session
+	// subscribes to; a subscribe past it fails with a 403 error. Default
+	// 1024.
+	MaxSubscriptions int
+
+	// BodyTimeout bounds the time a client may take to send a request's
+	// body once its headers arrived (bound the headers with the
+	// http.Server's ReadHeaderTimeout). A slower client gets HTTP 408.
+	// Default 30s.
+	BodyTimeout time.Duration
+
+	// SocketSessionTimeout is how long a WebSocket may stay open without a
+	// session: unless it carries a successful /meta/connect (in a cluster,
+	// a message for a session of another node) within this time of its
+	// upgrade, it is closed with 1008. Default 10s.
+	SocketSessionTimeout time.Duration
+
+	// MaxConnectionsPerIP caps, per client address, the open WebSockets,
+	// EventSource streams and HTTP requests in progress (held long-polls
+	// included). Past it requests get HTTP 429. Default 0: no limit.
+	MaxConnectionsPerIP int
+
+	// HandshakeRate caps the handshakes per second from one client address
+	// (bursts of HandshakeBurst, default twice the rate). Handshakes over
+	// it fail with a 429 error and advice to retry once the rate allows.
+	// Default 0: no limit.
+	HandshakeRate  float64
+	HandshakeBurst int
+
+	// PublishRate caps the publishes per second of one client (anonymous
+	// publishes: of one client address), in bursts of PublishBurst
+	// (default twice the rate). Publishes over it fail with a 429 error.
+	// Default 0: no limit.
+	PublishRate  float64
+	PublishBurst int
+
+	// TrustedProxies lists the networks of the reverse proxies in front of
+	// the server. A request from one of them is counted against the
+	// address its X-Forwarded-For header names (the last one that is not a
+	// trusted proxy itself) by the per-address limits. Default: none; every
+	// request counts against its peer's address. IPv6 addresses count per
+	// /64 network.
+	TrustedProxies []netip.Prefix
 
 	// MaxQueueBytes caps the bytes queued for one session. A session whose
 	// client does not keep up is disconnected with advice to handshake
@@ -114,6 +180,19 @@ func (c Config) withDefaults() Config {
 	if c.MaxMessageSize <= 0 {
 		c.MaxMessageSize = 1 << 20
 	}
+	c.MaxNesting = positive(c.MaxNesting, 64)
+	c.MaxBatch = positive(c.MaxBatch, 100)
+	c.MaxChannelLength = positive(c.MaxChannelLength, 1024)
+	c.MaxChannelSegments = positive(c.MaxChannelSegments, 64)
+	c.MaxSubscriptions = positive(c.MaxSubscriptions, 1024)
+	c.BodyTimeout = positive(c.BodyTimeout, 30*time.Second)
+	c.SocketSessionTimeout = positive(c.SocketSessionTimeout, 10*time.Second)
+	if c.HandshakeRate > 0 && c.HandshakeBurst <= 0 {
+		c.HandshakeBurst = max(1, int(2*c.HandshakeRate))
+	}
+	if c.PublishRate > 0 && c.PublishBurst <= 0 {
+		c.PublishBurst = max(1, int(2*c.PublishRate))
+	}
 	if c.MaxQueueBytes <= 0 {
 		c.MaxQueueBytes = 4 << 20
 	}
@@ -124,6 +203,14 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// positive returns v, or def when v is not positive.
+func positive[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Events are callbacks for what happens to sessions on this node. They are

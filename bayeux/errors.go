@@ -1,6 +1,9 @@
 package bayeux
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Bayeux error strings have the form "<code>:<args>:<text>". The codes and
 // texts below are faye's, which faye and CometD clients parse and which
@@ -30,3 +33,20 @@ const errSlowConsumer = "408::Slow consumer - queue limit exceeded"
 // errClusterUnavailable fails a handshake when the cluster's store cannot
 // record the new session.
 const errClusterUnavailable = "503::Cluster unavailable"
+
+// errInvalidUTF8 refuses a message whose field is not valid UTF-8.
+func errInvalidUTF8(field string) string { return "400:" + field + ":Invalid UTF-8" }
+
+// errTooManyHandshakes refuses the handshakes of a batch after its first.
+const errTooManyHandshakes = "400::One handshake per request"
+
+func errTooManySubscriptions(channel string, limit int) string {
+	return "403:" + channel + ":Too many subscriptions (limit " + strconv.Itoa(limit) + ")"
+}
+
+// errHandshakeRate refuses a handshake over Config.HandshakeRate.
+const errHandshakeRate = "429::Too many handshakes, retry later"
+
+func errPublishRate(channel string) string {
+	return "429:" + channel + ":Too many publishes, slow down"
+}

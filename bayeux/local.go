@@ -92,14 +92,14 @@ func (x *exchange) callService(m *Message) {
 	x.add(&r)
 }
 
-// rawJSON returns the JSON text of v: a json.RawMessage as is (when valid),
-// anything else marshalled.
+// rawJSON returns the JSON text of v: a json.RawMessage as is (when valid;
+// invalid UTF-8 becomes U+FFFD), anything else marshalled.
 func rawJSON(v any) (string, error) {
 	if raw, ok := v.(json.RawMessage); ok {
 		if !json.Valid(raw) {
 			return "", errors.New("bayeux: invalid JSON in json.RawMessage")
 		}
-		return string(raw), nil
+		return validUTF8(string(raw)), nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -33,11 +35,12 @@ const corsHeaders = "Accept, Authorization, Content-Type, Pragma, X-Requested-Wi
 // JavaScript identifier.
 var jsonpCallback = regexp.MustCompile(`^(?i)[a-z_$][a-z0-9_$]*(\.[a-z_$][a-z0-9_$]*)*$`)
 
-func badRequest(w http.ResponseWriter) {
+// badRequest answers HTTP 400 with text, which says what was wrong.
+func badRequest(w http.ResponseWriter, text string) {
 	h := w.Header()
 	h["Content-Type"] = []string{"text/plain; charset=utf-8"}
 	w.WriteHeader(http.StatusBadRequest)
-	_, _ = io.WriteString(w, "Bad request")
+	_, _ = io.WriteString(w, text)
 }
 
 // servePost handles long-polling and cross-origin long-polling: a JSON body,
@@ -48,32 +51,26 @@ func (s *Server) servePost(w http.ResponseWriter, r *http.Request) {
 	if !s.corsAllowed(w, r) {
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxMessageSize))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			s.log.Info("request body over the size limit", "limit", s.cfg.MaxMessageSize, "remote", r.RemoteAddr)
-			http.Error(w, "Request entity too large", http.StatusRequestEntityTooLarge)
-			return
-		}
-		badRequest(w)
+	body, ok := s.readBody(w, r)
+	if !ok {
 		return
 	}
+	var err error
 	var (
 		msgs []Message
 		raw  []string
 	)
 	if mediaType(r.Header.Get("Content-Type")) == "application/json" {
-		msgs, err = parseBatch(body)
+		msgs, err = s.lim.parseBatch(body)
 		raw = []string{unsafe.String(unsafe.SliceData(body), len(body))}
 	} else {
 		raw, err = formMessages(string(body))
 		if err == nil {
-			msgs, err = parseValues(raw)
+			msgs, err = s.lim.parseValues(raw)
 		}
 	}
 	if err != nil {
-		badRequest(w)
+		badRequest(w, s.lim.requestError(err))
 		return
 	}
 	s.respond(w, r, raw, msgs, "")
@@ -90,21 +87,53 @@ func (s *Server) serveJSONP(w http.ResponseWriter, r *http.Request) {
 	if callback == "" {
 		callback = "jsonpcallback"
 	}
-	if !jsonpCallback.MatchString(callback) || len(callback) > 256 {
-		badRequest(w)
+	if len(callback) > 256 || !jsonpCallback.MatchString(callback) {
+		badRequest(w, "Bad request")
 		return
 	}
 	values := q["message"]
 	if len(values) == 0 {
-		badRequest(w)
+		badRequest(w, "Bad request")
 		return
 	}
-	msgs, err := parseValues(values)
+	msgs, err := s.lim.parseValues(values)
 	if err != nil {
-		badRequest(w)
+		badRequest(w, s.lim.requestError(err))
 		return
 	}
 	s.respond(w, r, values, msgs, callback)
+}
+
+// readBody reads a request's body within Config.MaxMessageSize (else 413)
+// and Config.BodyTimeout (else 408), and reports whether it did; when it did
+// not, the request is answered.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxMessageSize))
+	if err == nil {
+		// No deadline while a connect is held: net/http reads on in the
+		// background to see the client go, and would take a timeout for that.
+		_ = rc.SetReadDeadline(time.Time{})
+		return body, true
+	}
+	// The deadline stays: net/http must not wait for the rest of the body.
+	w.Header().Set("Connection", "close")
+	var (
+		tooBig  *http.MaxBytesError
+		timeout net.Error
+	)
+	switch {
+	case errors.As(err, &tooBig):
+		s.log.Debug("request body over the size limit", "limit", s.cfg.MaxMessageSize, "remote", r.RemoteAddr)
+		http.Error(w, fmt.Sprintf("Request entity too large (limit %d bytes)", s.cfg.MaxMessageSize), http.StatusRequestEntityTooLarge)
+	case errors.As(err, &timeout) && timeout.Timeout():
+		s.log.Debug("request body too slow", "limit", s.cfg.BodyTimeout, "remote", r.RemoteAddr)
+		http.Error(w, fmt.Sprintf("Request timeout: the body took over %v", s.cfg.BodyTimeout), http.StatusRequestTimeout)
+	default:
+		badRequest(w, "Bad request")
+	}
+	return nil, false
 }
 
 // formMessages decodes a form body and returns its "message" fields.
@@ -114,20 +143,6 @@ func formMessages(body string) ([]string, error) {
 		return nil, errBadRequest
 	}
 	return q["message"], nil
-}
-
-// parseValues parses one or more "message" parameters, each a message or a
-// batch, into one batch.
-func parseValues(values []string) ([]Message, error) {
-	var all []Message
-	for _, v := range values {
-		msgs, err := parseBatch([]byte(v))
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, msgs...)
-	}
-	return all, nil
 }
 
 // mediaType returns the lower-cased media type of a Content-Type value.

@@ -59,39 +59,19 @@ type Message struct {
 	// Request is the HTTP request the message arrived in (for a WebSocket,
 	// its upgrade request); nil for messages from the server itself.
 	Request *http.Request
+
+	// invalid is the error of a message refused before anything else looks
+	// at it (invalid UTF-8, a channel over the limits).
+	invalid string
 }
 
 // errBadRequest reports input that is not a Bayeux request at all: the
 // transports answer it with HTTP 400 (or, on a WebSocket, ignore the frame).
 var errBadRequest = errors.New("bayeux: malformed request")
 
-// parseBatch parses body, a JSON object or an array of objects, into
-// messages. It returns errBadRequest when body is not valid JSON or is a
-// JSON primitive. A literal null yields no messages, like faye.
-func parseBatch(body []byte) ([]Message, error) {
-	if len(body) == 0 || !gjson.ValidBytes(body) {
-		return nil, errBadRequest
-	}
-	// The body is never modified after this point, so the strings parsed out
-	// of it may alias it.
-	root := gjson.Parse(unsafe.String(unsafe.SliceData(body), len(body)))
-	switch {
-	case root.IsArray():
-		n := 0
-		root.ForEach(func(_, _ gjson.Result) bool { n++; return true })
-		msgs := make([]Message, 0, n)
-		root.ForEach(func(_, v gjson.Result) bool {
-			msgs = append(msgs, parseMessage(v))
-			return true
-		})
-		return msgs, nil
-	case root.IsObject():
-		return []Message{parseMessage(root)}, nil
-	case root.Type == gjson.Null:
-		return nil, nil
-	}
-	return nil, errBadRequest
-}
+// bytesString returns the bytes of b as a string without copying; b must
+// not be modified while the string is in use.
+func bytesString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // parseMessage reads the fields of one message in a single pass. A value
 // that is not an object yields an empty message, which is answered as an

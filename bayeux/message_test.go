@@ -42,7 +42,7 @@ func TestParseBatch(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseBatch([]byte(tt.body))
+			got, err := testLimits.parseBatch([]byte(tt.body))
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -83,7 +83,7 @@ func TestAppendString(t *testing.T) {
 }
 
 func TestEncodeDeliveryWhitelist(t *testing.T) {
-	msgs, err := parseBatch([]byte(`{"channel":"/x","data":{"v":1},"id":"7","ext":{"e":1},"clientId":"c","advice":{"reconnect":"none"},"successful":true,"error":"e","custom":"c"}`))
+	msgs, err := testLimits.parseBatch([]byte(`{"channel":"/x","data":{"v":1},"id":"7","ext":{"e":1},"clientId":"c","advice":{"reconnect":"none"},"successful":true,"error":"e","custom":"c"}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,13 @@ package bayeux
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/bayou-pubsub/bayou/channels"
 )
@@ -36,6 +40,8 @@ type exchange struct {
 	pub *publishOptions
 	// lastError is the error of the last publish handled.
 	lastError string
+	// handshakes counts the batch's handshakes: one is allowed.
+	handshakes int
 }
 
 // waitingConnect is a successful HTTP /meta/connect not yet answered.
@@ -72,11 +78,26 @@ func (s *Server) encodeReply(ctx context.Context, r *Reply) []byte {
 func (x *exchange) handle(m *Message) {
 	s := x.srv
 	m.Request = x.req
+	if m.invalid == "" {
+		m.invalid = s.lim.channelError(m.Channel)
+	}
+	if m.invalid != "" {
+		x.refuse(m, m.invalid, nil)
+		return
+	}
 	switch {
 	case m.Channel == metaHandshake:
+		if msg, advice := x.admitHandshake(); msg != "" {
+			x.refuse(m, msg, advice)
+			return
+		}
 		m.Session = s.allocSession()
 	case m.ClientID != "":
 		m.Session = s.sessions.get(m.ClientID)
+	}
+	if !channels.IsMeta(m.Channel) && !x.admitPublish(m.Session) {
+		x.refuse(m, errPublishRate(m.Channel), nil)
+		return
 	}
 	for _, e := range s.cfg.Extensions {
 		e.Incoming(x.ctx, m)
@@ -102,6 +123,53 @@ func (x *exchange) handle(m *Message) {
 		x.add(&Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: errChannelForbidden(m.Channel), Session: m.Session})
 	}
 	s.local.dispatch(m)
+}
+
+// refuse answers m with error msg before extensions or handlers see it:
+// the message was invalid or over a limit. Handshakes and connects get
+// advice to handshake again (or the given advice).
+func (x *exchange) refuse(m *Message, msg string, advice *Advice) {
+	r := Reply{ID: m.ID, Channel: m.Channel, Error: msg, Advice: advice}
+	if len(r.Channel) > x.srv.lim.chanLen {
+		r.Channel = clip(r.Channel)
+	}
+	if advice == nil && (m.Channel == metaHandshake || m.Channel == metaConnect) {
+		r.Advice = x.srv.handshakeAdvice()
+	}
+	x.add(&r)
+	x.lastError = msg
+}
+
+// admitHandshake applies the limits on handshakes: one per batch, and
+// Config.HandshakeRate per client address. It returns the error and advice
+// of a refusal, or "".
+func (x *exchange) admitHandshake() (string, *Advice) {
+	s := x.srv
+	if x.handshakes++; x.handshakes > 1 {
+		return errTooManyHandshakes, nil
+	}
+	if s.throttle == nil || x.req == nil {
+		return "", nil
+	}
+	if ok, wait := s.throttle.allowHandshake(s.throttle.clientAddr(x.req)); !ok {
+		a := s.handshakeAdvice()
+		a.Interval = max(a.Interval, wait.Milliseconds()+1)
+		return errHandshakeRate, a
+	}
+	return "", nil
+}
+
+// admitPublish applies Config.PublishRate: per session, or per client
+// address for anonymous publishes. The server's own publishes (no request)
+// are not limited.
+func (x *exchange) admitPublish(sess *Session) bool {
+	if sess != nil && sess.publishes != nil {
+		return sess.publishes.Allow()
+	}
+	if sess == nil && x.req != nil && x.srv.throttle != nil {
+		return x.srv.throttle.allowPublish(x.srv.throttle.clientAddr(x.req))
+	}
+	return true
 }
 
 // failureAdvice is the advice of a failed handshake or connect: handshake
@@ -177,7 +245,11 @@ func anySupported(types []string) bool {
 // registered: extensions see it during the handshake, and it is dropped if
 // the handshake fails.
 func (s *Server) allocSession() *Session {
-	return &Session{id: newClientID(), srv: s}
+	sess := &Session{id: newClientID(), srv: s}
+	if s.cfg.PublishRate > 0 {
+		sess.publishes = rate.NewLimiter(rate.Limit(s.cfg.PublishRate), s.cfg.PublishBurst)
+	}
+	return sess
 }
 
 // register makes a session known, with a new id in the (practically
@@ -252,6 +324,10 @@ func (x *exchange) subscribe(m *Message, subscribe bool) {
 	if r.Error == "" {
 		// Channels before a failing one stay (un)subscribed, like faye.
 		for _, ch := range subscriptions(m.Subscription) {
+			if msg := s.lim.channelError(ch); msg != "" {
+				r.Error, r.Subscription = msg, string(appendString(nil, clip(ch)))
+				break
+			}
 			if !s.cfg.Grammar.Valid(ch) {
 				r.Error = errChannelInvalid(ch)
 				break
@@ -267,7 +343,10 @@ func (x *exchange) subscribe(m *Message, subscribe bool) {
 				continue
 			}
 			if subscribe {
-				if err := s.subscribeSession(sess, ch); err != nil {
+				if err := s.subscribeSession(sess, ch); errors.Is(err, errTooManySubs) {
+					r.Error = errTooManySubscriptions(ch, s.cfg.MaxSubscriptions)
+					break
+				} else if err != nil {
 					s.log.Warn("subscribe failed", "clientId", sess.id, "channel", ch, "err", err)
 					r.Error = "500:" + ch + ":Subscription failed"
 					break
@@ -281,14 +360,22 @@ func (x *exchange) subscribe(m *Message, subscribe bool) {
 	x.add(&r)
 }
 
+// errTooManySubs refuses a subscription past Config.MaxSubscriptions.
+var errTooManySubs = errors.New("bayeux: too many subscriptions")
+
 // subscribeSession subscribes sess to pattern; subscribing twice is a no-op.
 func (s *Server) subscribeSession(sess *Session, pattern string) error {
 	pattern = strings.Clone(pattern) // it outlives the request buffer
 	sess.mu.Lock()
-	if sess.closed || !sess.addSub(pattern) {
+	if sess.closed || slices.Contains(sess.subs, pattern) {
 		sess.mu.Unlock()
 		return nil
 	}
+	if len(sess.subs) >= s.cfg.MaxSubscriptions {
+		sess.mu.Unlock()
+		return errTooManySubs
+	}
+	sess.addSub(pattern)
 	sess.mu.Unlock()
 	if err := s.acquire(s.ctx, pattern); err != nil {
 		sess.mu.Lock()

@@ -22,6 +22,8 @@ import (
 //	http.Handle("/bayeux/", srv)
 type Server struct {
 	cfg      Config
+	lim      limits
+	throttle *throttle // nil without per-address limits
 	log      *slog.Logger
 	engine   Engine
 	index    *channels.Index[*Session]
@@ -53,6 +55,8 @@ func New(cfg Config) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
 		cfg:      cfg,
+		lim:      newLimits(&cfg),
+		throttle: newThrottle(&cfg),
 		log:      cfg.Logger,
 		engine:   cfg.Engine,
 		index:    channels.NewIndex[*Session](),
@@ -120,9 +124,13 @@ func (s *Server) keptRequest(r *http.Request) *http.Request {
 }
 
 // originAllowed applies Config.AllowedOrigins. A request without an Origin
-// (not from a browser) is always allowed.
+// (not from a browser) is always allowed; "null" (sandboxed frames, file:
+// pages: any site can make one) only when listed.
 func (s *Server) originAllowed(origin string) bool {
-	return origin == "" || s.origins == nil || s.origins[origin]
+	if s.origins == nil {
+		return origin != "null"
+	}
+	return origin == "" || s.origins[origin]
 }
 
 // ServeHTTP dispatches a request on the mount path to its transport.
@@ -140,9 +148,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log.Debug("request", "transport", transportOf(r, rest), "method", r.Method, "path", r.URL.Path,
 			"origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 	}
+	done, ok := s.admit(w, r)
+	if !ok {
+		return
+	}
+	if websocket.IsWebSocketUpgrade(r) {
+		s.serveWebSocket(w, r, done) // done is called when the socket closes
+		return
+	}
+	defer done()
 	switch {
-	case websocket.IsWebSocketUpgrade(r):
-		s.serveWebSocket(w, r)
 	case strings.HasSuffix(rest, ".js") || strings.HasSuffix(rest, ".map"):
 		s.serveClientScript(w, r)
 	case r.Method == http.MethodOptions || r.Header.Get("Access-Control-Request-Method") != "":
@@ -154,8 +169,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodPost:
 		s.servePost(w, r)
 	default:
-		badRequest(w)
+		badRequest(w, "Bad request")
 	}
+}
+
+// admit counts the request against its client address's connections
+// (Config.MaxConnectionsPerIP), answering 429 when there are too many. The
+// returned function uncounts it.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) (done func(), ok bool) {
+	t := s.throttle
+	if t == nil || t.maxConns <= 0 {
+		return func() {}, true
+	}
+	addr := t.clientAddr(r)
+	if !t.open(addr) {
+		s.log.Debug("too many connections from one address", "addr", addr, "limit", t.maxConns)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, fmt.Sprintf("Too many connections from your address (limit %d)", t.maxConns), http.StatusTooManyRequests)
+		return nil, false
+	}
+	var once sync.Once
+	return func() { once.Do(func() { t.closed(addr) }) }, true
 }
 
 // transportOf names the transport of a request on the mount, for logs.
@@ -291,6 +325,9 @@ func (s *Server) collect() {
 		case <-s.ctx.Done():
 			return
 		case now := <-t.C:
+			if s.throttle != nil {
+				s.throttle.sweep(now)
+			}
 			limit := now.Add(-2 * s.cfg.Timeout).UnixNano()
 			s.sessions.each(func(sess *Session) {
 				if sess.lastSeen.Load() >= limit {

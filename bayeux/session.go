@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Session is the server's state for one clientId: its subscriptions, the
@@ -22,6 +24,8 @@ type Session struct {
 	lastSeen atomic.Int64 // unix nanoseconds of the last handshake or connect
 	identity atomic.Pointer[Identity]
 	claimed  atomic.Int64 // unix nanoseconds of the last cluster claim
+
+	publishes *rate.Limiter // Config.PublishRate; nil when not limited
 
 	mu     sync.Mutex
 	closed bool
@@ -92,15 +96,9 @@ func (s *Session) Subscriptions() []string {
 	return slices.Clone(s.subs)
 }
 
-// addSub records a subscription and reports whether it is new. s.mu must
+// addSub records a subscription the session does not have yet. s.mu must
 // be held.
-func (s *Session) addSub(pattern string) bool {
-	if slices.Contains(s.subs, pattern) {
-		return false
-	}
-	s.subs = append(s.subs, pattern)
-	return true
-}
+func (s *Session) addSub(pattern string) { s.subs = append(s.subs, pattern) }
 
 // removeSub forgets a subscription and reports whether it existed. s.mu
 // must be held.

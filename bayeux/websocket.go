@@ -2,6 +2,8 @@ package bayeux
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -32,10 +34,13 @@ type wsConn struct {
 	owners   map[string]bool
 }
 
-func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
+// serveWebSocket upgrades r and starts reading the socket; done is called
+// once the socket is closed (or the upgrade failed).
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, done func()) {
 	hj := &hijacker{ResponseWriter: w}
 	conn, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
+		done()
 		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return // the upgrader has answered the request
 	}
@@ -46,6 +51,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		s.connsMu.Lock()
 		delete(s.conns, &c.socket)
 		s.connsMu.Unlock()
+		done()
 	}
 	s.connsMu.Lock()
 	s.conns[&c.socket] = struct{}{}
@@ -54,7 +60,21 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request) {
 		c.shutdown()
 		return
 	}
+	time.AfterFunc(s.cfg.SocketSessionTimeout, c.closeIfSessionless)
 	c.startReading()
+}
+
+// closeIfSessionless closes the socket unless it carries a session, its
+// own or (in a cluster) one on another node: a socket must not stay open,
+// answering pings, without ever connecting.
+func (c *wsConn) closeIfSessionless() {
+	c.remoteMu.Lock()
+	forwarding := len(c.owners) > 0
+	c.remoteMu.Unlock()
+	if c.sess.Load() == nil && !forwarding {
+		c.srv.log.Debug("closing a websocket without a session", "remote", c.remote)
+		c.close(closePolicy, "no session")
+	}
 }
 
 // readTimeout is how long a socket may stay silent: pings draw pongs well
@@ -106,9 +126,14 @@ func (c *wsConn) read() {
 // when the socket must stop reading.
 func (c *wsConn) handleFrame(data []byte) bool {
 	s := c.srv
-	msgs, err := parseBatch(data)
+	msgs, err := s.lim.parseBatch(data)
+	if errors.Is(err, errTooMany) {
+		s.log.Debug("closing a websocket: batch too large", "remote", c.remote, "limit", s.lim.batch)
+		c.close(closePolicy, fmt.Sprintf("more than %d messages in one frame", s.lim.batch))
+		return false
+	}
 	if err != nil {
-		s.log.Info("ignoring unparseable websocket frame", "remote", c.remote, "bytes", len(data))
+		s.log.Debug("ignoring an unparseable websocket frame", "remote", c.remote, "bytes", len(data), "err", err)
 		return true
 	}
 	if len(msgs) == 0 {

@@ -16,6 +16,9 @@ const (
 	// maxBatchBytes bounds the body of one HTTP request; a single larger
 	// message is sent alone.
 	maxBatchBytes = 256 << 10
+	// maxBatchMessages bounds the messages of one request: servers refuse
+	// larger batches (Bayou's default limit is 100).
+	maxBatchMessages = 100
 	// maxResponseBytes bounds a response body or a WebSocket frame.
 	maxResponseBytes = 64 << 20
 )
@@ -139,7 +142,7 @@ func (t *httpTransport) take() []outgoing {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n, size := 0, 0
-	for n < len(t.queue) && (n == 0 || size+len(t.queue[n].data) < maxBatchBytes) {
+	for n < len(t.queue) && n < maxBatchMessages && (n == 0 || size+len(t.queue[n].data) < maxBatchBytes) {
 		size += len(t.queue[n].data) + 1
 		n++
 	}
