@@ -28,7 +28,8 @@ type options struct {
 	clientJS       string
 	logLevel       string
 
-	auth authOptions
+	auth   authOptions
+	limits limitOptions
 
 	// acl holds the access rules of the config file ("acl"), nil when
 	// there are none.
@@ -90,6 +91,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.clientJS, "client-js", "", "path of a browser bundle to serve at <mount>.js and <mount>/client.js (e.g. node_modules/faye/client/faye-browser-min.js)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	o.auth.register(fs)
+	o.limits.register(fs)
 	fs.StringVar(&o.apiAddr, "api-addr", "", "address of the HTTP management API, host:port; empty disables it")
 	fs.StringVar(&o.apiKey, "api-key", "", "key that clients of the management API must present (without one, only loopback addresses are served)")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db) of a cluster of bayou nodes sharing channels and sessions; empty runs a single node in memory")
@@ -143,6 +145,9 @@ func (o *options) validate() error {
 	if !strings.HasPrefix(o.mount, "/") {
 		return fmt.Errorf("--mount must start with /, got %q", o.mount)
 	}
+	if err := o.limits.validate(); err != nil {
+		return err
+	}
 	return o.auth.validate()
 }
 
@@ -175,6 +180,7 @@ func (o *options) config(log *slog.Logger) bayeux.Config {
 		c.Ping = -1 // disabled
 	}
 	c.AllowedOrigins = list(o.allowedOrigins)
+	o.limits.apply(&c)
 	return c
 }
 
