@@ -3,6 +3,7 @@ package bayeux
 import (
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 )
 
@@ -111,4 +112,60 @@ func BenchmarkHandshake(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(srv.Sessions())/float64(b.N), "sessions/op")
+}
+
+// BenchmarkPublishChannelLength is the whole publish path (parse, checks,
+// encoding, engine, index look-ups, one subscriber on "/**") for channels
+// of growing length: its ns/byte stays flat, so the cost per publish grows
+// linearly with the channel's length. Within the limits a channel has 4
+// segments here; "refused" channels are over the length limit (the request
+// itself is at most MaxMessageSize) and cost one scan.
+func BenchmarkPublishChannelLength(b *testing.B) {
+	for _, tc := range []struct {
+		name    string
+		channel string
+	}{
+		{"4seg-16B", channelOf(4, 16)},
+		{"4seg-64B", channelOf(4, 64)},
+		{"4seg-256B", channelOf(4, 256)},
+		{"4seg-1KiB", channelOf(4, 1024)},
+		{"64seg-1KiB", channelOf(64, 1024)},
+		{"refused-16KiB", channelOf(8192, 16<<10)},
+		{"refused-256KiB", channelOf(131072, 256<<10)},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			srv, sessions := benchServer(b, 1, "/**")
+			body := []byte(`{"channel":"` + tc.channel + `","data":1}`)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(tc.channel)))
+			i := 0
+			for b.Loop() {
+				msgs, err := testLimits.parseBatch(body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				x := srv.newExchange(b.Context(), nil, nil)
+				x.run(msgs)
+				if i++; i%32 == 0 {
+					drain(sessions)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(tc.channel)), "ns/byte")
+		})
+	}
+}
+
+// channelOf returns a channel of segs segments and n bytes.
+func channelOf(segs, n int) string {
+	seg := n/segs - 1
+	var sb strings.Builder
+	for i := range segs {
+		sb.WriteByte('/')
+		w := seg
+		if i == segs-1 {
+			w = max(n-sb.Len(), 1) // the last segment takes the rest
+		}
+		sb.WriteString(strings.Repeat("a", w))
+	}
+	return sb.String()
 }

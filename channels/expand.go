@@ -25,7 +25,11 @@ func Expand(name string) []string {
 // The name itself and "/*" and "/**" are appended without copying; all the
 // other patterns are carved out of a single string allocated for the call, so
 // a one-segment name costs no allocation and a deeper one costs exactly one
-// (plus any growth of dst).
+// (plus any growth of dst). That string holds every proper prefix, so its
+// size grows with segments times length: bound both before expanding a name
+// from the network (Bayou's server refuses channels over 1,024 bytes or 64
+// segments by default). Index.AppendMatch needs no such bound: it costs
+// O(len(name)).
 func AppendExpand(dst []string, name string) []string {
 	last, ok := wellFormed(name)
 	if !ok {

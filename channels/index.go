@@ -168,27 +168,35 @@ func (x *Index[S]) AppendMatch(dst []S, channel string) []S {
 	}
 	copy(buf, channel)
 
+	// The shard of each pattern comes from its FNV-1a hash, computed
+	// incrementally: h is the hash of channel[:p], so each pattern costs
+	// O(1) more than the scan, and the whole look-up O(len(channel)) hashing
+	// instead of O(segments * len(channel)).
 	start := len(dst)
 	var g groups
-	before := len(dst)
-	dst = x.appendSubs(dst, buf[:len(channel)])
-	g.note(before, len(dst))
+	h := uint64(fnvOffset)
 	for p := 0; p <= last; p++ {
-		if channel[p] != '/' {
-			continue
-		}
-		b1, b2 := buf[p+1], buf[p+2]
-		buf[p+1], buf[p+2] = '*', '*'
-		before = len(dst)
-		dst = x.appendSubs(dst, buf[:p+3])
-		g.note(before, len(dst))
-		if p == last {
-			before = len(dst)
-			dst = x.appendSubs(dst, buf[:p+2])
+		if channel[p] == '/' {
+			b1, b2 := buf[p+1], buf[p+2]
+			buf[p+1], buf[p+2] = '*', '*'
+			before := len(dst)
+			dst = x.appendSubs(dst, buf[:p+3], fnvStep(fnvStep(fnvStep(h, '/'), '*'), '*'))
 			g.note(before, len(dst))
+			if p == last {
+				before = len(dst)
+				dst = x.appendSubs(dst, buf[:p+2], fnvStep(fnvStep(h, '/'), '*'))
+				g.note(before, len(dst))
+			}
+			buf[p+1], buf[p+2] = b1, b2
 		}
-		buf[p+1], buf[p+2] = b1, b2
+		h = fnvStep(h, channel[p])
 	}
+	for p := last + 1; p < len(channel); p++ {
+		h = fnvStep(h, channel[p])
+	}
+	before := len(dst)
+	dst = x.appendSubs(dst, buf[:len(channel)], h)
+	g.note(before, len(dst))
 	if g.hits < 2 {
 		return dst // one pattern's subscribers are distinct already
 	}
@@ -262,9 +270,10 @@ func (x *Index[S]) shard(pattern string) *shard[S] {
 	return &x.shards[fnv1a(pattern)&(shardCount-1)]
 }
 
-// appendSubs appends the subscribers of the pattern spelled by key.
-func (x *Index[S]) appendSubs(dst []S, key []byte) []S {
-	sh := &x.shards[fnv1a(key)&(shardCount-1)]
+// appendSubs appends the subscribers of the pattern spelled by key, whose
+// FNV-1a hash is hash.
+func (x *Index[S]) appendSubs(dst []S, key []byte, hash uint64) []S {
+	sh := &x.shards[hash&(shardCount-1)]
 	sh.mu.RLock()
 	if e := sh.m[string(key)]; e != nil {
 		dst = append(dst, e.subs...)
@@ -335,16 +344,20 @@ func dedupLinear[S comparable](dst []S, start, ls, le int) []S {
 	return dst[:w]
 }
 
+// The 64-bit FNV-1a parameters.
+const (
+	fnvOffset = 14695981039522245341
+	fnvPrime  = 1099511628211
+)
+
 // fnv1a is the 64-bit FNV-1a hash of s.
-func fnv1a[T string | []byte](s T) uint64 {
-	const (
-		offset64 = 14695981039522245341
-		prime64  = 1099511628211
-	)
-	h := uint64(offset64)
+func fnv1a(s string) uint64 {
+	h := uint64(fnvOffset)
 	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= prime64
+		h = fnvStep(h, s[i])
 	}
 	return h
 }
+
+// fnvStep adds byte c to the FNV-1a hash h.
+func fnvStep(h uint64, c byte) uint64 { return (h ^ uint64(c)) * fnvPrime }
