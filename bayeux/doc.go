@@ -5,7 +5,8 @@
 // it serves every transport those clients use on that one path:
 //
 //   - WebSocket: an upgrade on the mount (absent and foreign Origins are
-//     accepted unless Config.AllowedOrigins says otherwise);
+//     accepted unless Config.AllowedOrigins says otherwise; "null" only when
+//     listed);
 //   - long-polling: POST with a JSON body, or a form body whose "message"
 //     field holds the JSON (browsers' cross-origin transport sends it as
 //     text/plain), on {mount}, {mount}/, {mount}/handshake, {mount}/connect
@@ -48,6 +49,23 @@
 // Connections drain everything queued into one WebSocket frame (a JSON
 // array) or one long-poll response. A long-poll whose request is cancelled
 // keeps its messages for the next connect.
+//
+// # Limits
+//
+// Everything a client controls is bounded, on every transport, and a
+// request over a bound is answered with an HTTP status or a Bayeux error
+// that names it: body size (MaxMessageSize), JSON nesting (MaxNesting,
+// checked by a flat scan before anything recursive reads the request),
+// messages per request (MaxBatch) and one handshake per request, channel
+// length and segments (MaxChannelLength, MaxChannelSegments), subscriptions
+// per session (MaxSubscriptions), the time to send a body (BodyTimeout) and
+// for a WebSocket to connect a session (SocketSessionTimeout), and, when
+// configured, connections, handshakes and publishes per client address or
+// session (MaxConnectionsPerIP, HandshakeRate, PublishRate; TrustedProxies
+// says whose X-Forwarded-For to believe). Output is always valid UTF-8:
+// identifiers that are not valid UTF-8 refuse their message, and invalid
+// sequences in data and ext become U+FFFD; the check is one pass per
+// request, nothing per recipient.
 //
 // # Extending the server
 //
