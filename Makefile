@@ -21,3 +21,10 @@ bench:
 .PHONY: bench-compare
 bench-compare:
 	./scripts/bench.sh
+
+# Run every fuzz target in turn from its committed corpus (testdata/fuzz).
+# FUZZTIME sets the time per target (default 20s), e.g. make fuzz FUZZTIME=10m;
+# FUZZ_PARALLEL the fuzzing workers per target (default 1).
+.PHONY: fuzz
+fuzz:
+	FUZZTIME='$(FUZZTIME)' FUZZ_PARALLEL='$(FUZZ_PARALLEL)' ./scripts/fuzz.sh

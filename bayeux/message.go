@@ -84,10 +84,10 @@ func parseMessage(v gjson.Result) Message {
 	v.ForEach(func(k, f gjson.Result) bool {
 		switch k.Str {
 		case "channel":
-			m.Channel = f.String()
+			m.Channel = stringOf(f)
 		case "clientId":
 			if truthy(f) {
-				m.ClientID = f.String()
+				m.ClientID = stringOf(f)
 			}
 		case "id":
 			if truthy(f) {
@@ -95,22 +95,22 @@ func parseMessage(v gjson.Result) Message {
 			}
 		case "connectionType":
 			if truthy(f) {
-				m.ConnectionType = f.String()
+				m.ConnectionType = stringOf(f)
 			}
 		case "version":
 			if truthy(f) {
-				m.Version = f.String()
+				m.Version = stringOf(f)
 			}
 		case "supportedConnectionTypes":
 			if truthy(f) {
 				m.HasConnectionTypes = true
 				if f.IsArray() {
 					f.ForEach(func(_, t gjson.Result) bool {
-						m.ConnectionTypes = append(m.ConnectionTypes, t.String())
+						m.ConnectionTypes = append(m.ConnectionTypes, stringOf(t))
 						return true
 					})
 				} else {
-					m.ConnectionTypes = []string{f.String()}
+					m.ConnectionTypes = []string{stringOf(f)}
 				}
 			}
 		case "subscription":
@@ -131,6 +131,21 @@ func parseMessage(v gjson.Result) Message {
 	return m
 }
 
+// stringOf returns a field's value as a string: a string's contents, a
+// number's JSON text as written, and for other values what
+// gjson.Result.String returns ("true", "false", "" for null, the JSON text
+// of an array or object). gjson.Result.String would write a number that is
+// not a plain integer out in full: the 5 bytes 1e308 would become 309
+// digits, echoed in the error replies, so that a request could draw a
+// reply about 50 times its size. Kept as written, no field is longer than
+// its JSON text.
+func stringOf(r gjson.Result) string {
+	if r.Type == gjson.Number {
+		return r.Raw
+	}
+	return r.String()
+}
+
 // truthy reports whether a JSON value is truthy in JavaScript's sense, which
 // is how faye decides whether a required field is present.
 func truthy(r gjson.Result) bool {
@@ -149,11 +164,11 @@ func truthy(r gjson.Result) bool {
 func subscriptions(raw string) []string {
 	r := gjson.Parse(raw)
 	if !r.IsArray() {
-		return []string{r.String()}
+		return []string{stringOf(r)}
 	}
 	var out []string
 	r.ForEach(func(_, v gjson.Result) bool {
-		out = append(out, v.String())
+		out = append(out, stringOf(v))
 		return true
 	})
 	return out

@@ -30,6 +30,9 @@ go build -o bin/bayou ./cmd/bayou
 step "go test -race (unit tests and wire probes against the bayou binary)"
 go test -race -count=1 -timeout 15m ./...
 
+step "fuzzing: each target for ${FUZZTIME:-20s} on its committed corpus"
+FUZZTIME=${FUZZTIME:-20s} ./scripts/fuzz.sh
+
 step "faye and CometD Node clients against bayou"
 (cd compat/node && BAYOU_BIN="$PWD/../../bin/bayou" node --test --test-concurrency=2 test/)
 
