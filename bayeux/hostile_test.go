@@ -279,25 +279,36 @@ func TestBatchLimitClosesWebSocket(t *testing.T) {
 	}
 }
 
+// stalledPost sends the headers of a 100-byte POST and only sent of its
+// body (plus extra header lines), and returns the answer, which must come
+// within 10 s.
+func stalledPost(t *testing.T, ts *testServer, sent string, extra ...string) *http.Response {
+	t.Helper()
+	conn, err := net.Dial("tcp", ts.http.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "POST /bayeux HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n%s\r\n%s",
+		strings.Join(extra, ""), sent)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	return res
+}
+
 func TestBodyTimeout(t *testing.T) {
 	ts := newTestServer(t, Config{BodyTimeout: 200 * time.Millisecond})
 	for _, sent := range []string{"", `[{"channel":`} { // nothing, then a drip that stops
-		t.Run(fmt.Sprintf("%d bytes", len(sent)), func(t *testing.T) {
-			conn, err := net.Dial("tcp", ts.http.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			fmt.Fprintf(conn, "POST /bayeux HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n%s", sent)
-			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-			res, err := http.ReadResponse(bufio.NewReader(conn), nil)
-			if err != nil {
-				t.Fatalf("no answer to a stalled body: %v", err)
-			}
-			if res.StatusCode != http.StatusRequestTimeout {
-				t.Fatalf("status %d, want 408", res.StatusCode)
-			}
-		})
+		if res := stalledPost(t, ts, sent); res.StatusCode != http.StatusRequestTimeout {
+			t.Fatalf("%d bytes sent: status %d, want 408", len(sent), res.StatusCode)
+		}
+	}
+	// Answers given before the body is read do not wait for it either.
+	if res := stalledPost(t, ts, "", "Origin: null\r\n"); res.StatusCode != http.StatusForbidden {
+		t.Fatalf("refused origin with a stalled body: %d", res.StatusCode)
 	}
 }
 
@@ -385,6 +396,10 @@ func TestConnectionsPerIP(t *testing.T) {
 	status, body := ts.rawPost(t, "application/json", `{}`)
 	if status != http.StatusTooManyRequests || !strings.Contains(body, "limit 2") {
 		t.Fatalf("third connection: %d %q", status, body)
+	}
+	// A refused request whose body never comes is answered at once.
+	if res := stalledPost(t, ts, ""); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third connection with a stalled body: %d", res.StatusCode)
 	}
 	_, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http"), nil)
 	if err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {

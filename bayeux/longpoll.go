@@ -117,8 +117,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 		_ = rc.SetReadDeadline(time.Time{})
 		return body, true
 	}
-	// The deadline stays: net/http must not wait for the rest of the body.
-	w.Header().Set("Connection", "close")
+	// The deadline stays, and the connection closes: net/http must not wait
+	// for the rest of the body.
+	unreadBody(w)
 	var (
 		tooBig  *http.MaxBytesError
 		timeout net.Error
@@ -330,6 +331,7 @@ func (s *Server) corsAllowed(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	if !s.originAllowed(origin) {
+		unreadBody(w)
 		http.Error(w, "Origin not allowed", http.StatusForbidden)
 		return false
 	}

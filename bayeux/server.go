@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -140,7 +141,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
+	if r.Method != http.MethodPost && r.ContentLength != 0 {
+		unreadBody(w) // only POST bodies are read
+	}
 	if s.ctx.Err() != nil {
+		unreadBody(w)
 		http.Error(w, "Server shutting down", http.StatusServiceUnavailable)
 		return
 	}
@@ -184,6 +189,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (done func(), ok 
 	addr := t.clientAddr(r)
 	if !t.open(addr) {
 		s.log.Debug("too many connections from one address", "addr", addr, "limit", t.maxConns)
+		unreadBody(w)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, fmt.Sprintf("Too many connections from your address (limit %d)", t.maxConns), http.StatusTooManyRequests)
 		return nil, false
@@ -191,6 +197,11 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (done func(), ok 
 	var once sync.Once
 	return func() { once.Do(func() { t.closed(addr) }) }, true
 }
+
+// unreadBody marks the response to a request whose body will not be read:
+// the connection closes after it. Otherwise net/http would wait, with no
+// time limit, to read and discard the rest of the body before answering.
+func unreadBody(w http.ResponseWriter) { w.Header().Set("Connection", "close") }
 
 // transportOf names the transport of a request on the mount, for logs.
 func transportOf(r *http.Request, rest string) string {
@@ -329,6 +340,7 @@ func (s *Server) collect() {
 				s.throttle.sweep(now)
 			}
 			limit := now.Add(-2 * s.cfg.Timeout).UnixNano()
+			expired := 0
 			s.sessions.each(func(sess *Session) {
 				if sess.lastSeen.Load() >= limit {
 					return
@@ -338,11 +350,21 @@ func (s *Server) collect() {
 				sess.mu.Unlock()
 				if !busy {
 					s.end(sess, EndExpired)
+					expired++
 				}
 			})
+			if expired >= massExpiry {
+				// After a reconnect storm or a handshake flood, give the
+				// memory back now: the runtime would keep it for minutes.
+				debug.FreeOSMemory()
+			}
 		}
 	}
 }
+
+// massExpiry is the number of sessions expired at once after which the
+// collector returns memory to the operating system.
+const massExpiry = 10000
 
 // pinger pings the WebSockets of this node that were silent for Ping, so
 // that proxies keep idle connections open and dead peers are noticed (no
