@@ -8,6 +8,7 @@
 //	bayou-bench yardstick --addr 127.0.0.1:0      # raw broadcast server: the machine's limit
 //	bayou-bench serve    --addr 127.0.0.1:0 --pprof 127.0.0.1:6060   # Bayou in-process, with pprof
 //	bayou-bench report   results.jsonl             # comparison table and targets
+//	bayou-bench attack   --url ... --server-pid PID --kind all   # hostile input: probe latency, server RSS
 //
 // Load runs print a text summary and one JSON line (also appended to
 // --json FILE). Each published message carries {"s":seq,"t":sendNanos,
@@ -48,6 +49,7 @@ modes:
   yardstick   a minimal raw broadcast server (the machine's ceiling) for the same load
   serve       Bayou in-process with net/http/pprof on another port (for CPU profiles)
   report      read JSON result lines and print the comparison table with targets
+  attack      hostile-input attacks from one address; a probe's handshake latency and the server's RSS
 Run bayou-bench MODE -h for the flags of a mode.
 `
 
@@ -79,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		return runServe(ctx, args, stdout, stderr)
 	case "report":
 		return runReport(args, stdout, stderr)
+	case "attack":
+		return runAttackMode(ctx, args, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0, nil
