@@ -44,27 +44,24 @@ func (l *limitOptions) register(fs *flag.FlagSet) {
 
 func (l *limitOptions) validate() error {
 	for _, v := range []struct {
-		name  string
-		value float64
+		name   string
+		value  float64
+		zeroOK bool // 0 means no limit
 	}{
-		{"max-batch", float64(l.maxBatch)}, {"max-nesting", float64(l.maxNesting)},
-		{"max-channel-length", float64(l.maxChannelLength)}, {"max-channel-segments", float64(l.maxChannelSegments)},
-		{"max-subscriptions", float64(l.maxSubscriptions)}, {"body-timeout", l.bodyTimeout},
-		{"socket-session-timeout", l.socketTimeout},
+		{"max-batch", float64(l.maxBatch), false}, {"max-nesting", float64(l.maxNesting), false},
+		{"max-channel-length", float64(l.maxChannelLength), false},
+		{"max-channel-segments", float64(l.maxChannelSegments), false},
+		{"max-subscriptions", float64(l.maxSubscriptions), false}, {"body-timeout", l.bodyTimeout, false},
+		{"socket-session-timeout", l.socketTimeout, false},
+		{"max-connections-per-ip", float64(l.maxConnsPerIP), true}, {"handshake-rate", l.handshakeRate, true},
+		{"handshake-burst", float64(l.handshakeBurst), true}, {"publish-rate", l.publishRate, true},
+		{"publish-burst", float64(l.publishBurst), true},
 	} {
-		if v.value <= 0 {
-			return fmt.Errorf("--%s must be positive, got %v", v.name, v.value)
-		}
-	}
-	for _, v := range []struct {
-		name  string
-		value float64
-	}{
-		{"max-connections-per-ip", float64(l.maxConnsPerIP)}, {"handshake-rate", l.handshakeRate},
-		{"handshake-burst", float64(l.handshakeBurst)}, {"publish-rate", l.publishRate}, {"publish-burst", float64(l.publishBurst)},
-	} {
-		if v.value < 0 {
+		switch {
+		case v.value < 0 && v.zeroOK:
 			return fmt.Errorf("--%s must not be negative, got %v", v.name, v.value)
+		case v.value <= 0 && !v.zeroOK:
+			return fmt.Errorf("--%s must be positive, got %v", v.name, v.value)
 		}
 	}
 	_, err := l.proxies()
