@@ -39,8 +39,8 @@ mkdir -p "$BENCH_DIR"
 RESULTS="$BENCH_DIR/results.jsonl"
 : >"$RESULTS"
 START=$SECONDS
-
-say() { printf '\n==> %s\n' "$*"; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh # say, stop_server, wait_server
 
 say "setup: npm faye server, bayou and bayou-bench binaries (results in $BENCH_DIR)"
 ./scripts/npm-install.sh
@@ -50,20 +50,6 @@ go build -o bin/bayou-bench ./cmd/bayou-bench
 node -e 'console.log("faye", require("./compat/node/node_modules/faye/package.json").version)'
 echo "machine: $(nproc) CPUs, $(uname -r); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 
-SERVER_PID=""
-SERVER_URL=""
-
-stop_server() {
-  [ -n "$SERVER_PID" ] || return 0
-  kill -TERM "$SERVER_PID" 2>/dev/null || true
-  for _ in $(seq 50); do
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  kill -KILL "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
-}
 trap stop_server EXIT
 
 # start_server NAME LOG: starts a fresh server on a free port; sets
@@ -77,19 +63,7 @@ start_server() {
     *) echo "unknown server $name" >&2; return 1 ;;
   esac
   SERVER_PID=$!
-  SERVER_URL=""
-  for _ in $(seq 150); do
-    SERVER_URL=$(sed -n 's/.*serving Bayeux at \(http:[^ ]*\).*/\1/p' "$log" | head -1)
-    [ -n "$SERVER_URL" ] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$SERVER_URL" ]; then
-    echo "$name did not start:" >&2
-    cat "$log" >&2
-    stop_server
-    return 1
-  fi
+  wait_server "$name" "$log"
 }
 
 # busy_cores: CPU cores the whole machine keeps busy, over about a second.

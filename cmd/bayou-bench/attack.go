@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,9 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,7 +43,6 @@ const (
 	subscribeBatch = 100     // channels per subscribe request
 	slowBodyLen    = 1000    // the Content-Length slow bodies announce
 	refusedPause   = 200 * time.Millisecond
-	openAtEnd      = "still open at the end"
 )
 
 // attackConfig describes an attack run of one or more kinds.
@@ -63,42 +59,6 @@ type attackConfig struct {
 	recoverWait time.Duration
 	probeSource string
 	meta        runMeta
-}
-
-// AttackResult is one attack kind's outcome, printed as one JSON line.
-type AttackResult struct {
-	runMeta
-	Scenario  string  `json:"scenario"` // "attack"
-	Kind      string  `json:"kind"`
-	URL       string  `json:"url"`
-	OK        bool    `json:"ok"`
-	Fatal     string  `json:"fatal,omitempty"`
-	Workers   int     `json:"workers"`
-	DurationS float64 `json:"duration_s"`
-
-	ProbeUS      Latency `json:"probe_handshake_us"` // failed probes count as the request time limit
-	ProbesFailed int64   `json:"probes_failed"`
-	P99OK        bool    `json:"p99_under_1s"`
-
-	Requests     int64             `json:"attack_requests"`
-	RequestsPerS float64           `json:"attack_requests_per_s"`
-	Outcomes     map[string]int64  `json:"outcomes"`
-	Samples      map[string]string `json:"outcome_samples,omitempty"`
-	Subscribers  int               `json:"subscribers,omitempty"` // utf8: listening on /x
-	Deliveries   int64             `json:"deliveries,omitempty"`
-	DroppedSubs  int64             `json:"dropped_subscribers,omitempty"`
-
-	ServerCPU      float64 `json:"server_cpu_cores"`
-	ToolCPU        float64 `json:"tool_cpu_cores"`
-	RSSBaselineKiB int64   `json:"rss_baseline_kib"`
-	RSSPeakKiB     int64   `json:"rss_peak_kib"`
-	RSSAfterKiB    int64   `json:"rss_after_kib"` // at the end of the wait, recovered or not
-	RSSLimitKiB    int64   `json:"rss_limit_kib"` // recovered: after ≤ limit
-	RecoverWaitS   float64 `json:"recover_wait_s"`
-	RSSRecovered   bool    `json:"rss_recovered"`
-
-	Errors       map[string]int64  `json:"errors,omitempty"` // the probe's and the subscribers'
-	ErrorSamples map[string]string `json:"error_samples,omitempty"`
 }
 
 // durationValue is a flag.Value for a duration written as Go writes them
@@ -449,49 +409,6 @@ func (a *attackRun) probe(ctx context.Context, h *histogram) int64 {
 	}
 }
 
-// samplePeak returns the highest RSS of process pid (at least base), read
-// every 100 ms until ctx ends.
-func samplePeak(ctx context.Context, pid int, base int64) int64 {
-	peak := base
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return peak
-		case <-tick.C:
-			if rss, ok := procRSS(pid); ok {
-				peak = max(peak, rss)
-			}
-		}
-	}
-}
-
-// rssLimit is the RSS under which a server whose baseline was base has
-// recovered: within max(20 MiB, 25 %) of it.
-func rssLimit(base int64) int64 { return base + max(20<<20, base/4) }
-
-// waitRecovery reads the RSS of process pid every second, for at most
-// wait, until it is back under rssLimit(base). It returns the last
-// reading, the highest, the time waited and whether it came back.
-func waitRecovery(ctx context.Context, pid int, base int64, wait time.Duration) (last, peak int64, waited time.Duration, ok bool) {
-	start := time.Now()
-	last, peak = base, base
-	for {
-		rss, read := procRSS(pid)
-		if !read {
-			return last, peak, time.Since(start), false // the server is gone
-		}
-		last, peak = rss, max(peak, rss)
-		if rss <= rssLimit(base) {
-			return last, peak, time.Since(start), true
-		}
-		if time.Since(start)+time.Second > wait || !pause(ctx, time.Second) {
-			return last, peak, time.Since(start), false
-		}
-	}
-}
-
 // pause sleeps for d, and reports false when ctx ended first.
 func pause(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -559,48 +476,6 @@ func (a *attackRun) send(ctx context.Context, body, buf []byte) []byte {
 	return buf
 }
 
-// replyOutcome names the outcome of an HTTP answer: its status, and the
-// code of the first Bayeux error it holds ("HTTP 200 error 405"), with the
-// error or the body as its detail.
-func replyOutcome(status int, body []byte) (string, string) {
-	key := "HTTP " + strconv.Itoa(status)
-	if status != http.StatusOK {
-		line, _, _ := bytes.Cut(bytes.TrimSpace(body), []byte("\n"))
-		return key, string(line)
-	}
-	var it frameIter
-	var f msgFields
-	it.reset(body)
-	for it.next(&f) {
-		if f.successful == 0 {
-			code, _, _ := strings.Cut(string(f.errText), ":")
-			return key + " error " + code, string(f.errText)
-		}
-	}
-	return key, ""
-}
-
-// errOutcome names the outcome of a request that got no answer.
-func errOutcome(err error) string {
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		return "no answer within the time limit"
-	}
-	return "connection error"
-}
-
-// connOutcome names how a held connection ended without an answer: cut
-// by the end of the attack, or by the server.
-func connOutcome(ctx context.Context, err error) (string, string) {
-	if ctx.Err() != nil {
-		return openAtEnd, ""
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return "closed by the server without an answer", err.Error()
-	}
-	return errOutcome(err), err.Error()
-}
-
 // holdConns runs cfg.conns loops until ctx ends, each holding a connection
 // made by open until the server ends it, then making another (after a
 // pause, so that refusals do not turn into a hot loop).
@@ -640,7 +515,10 @@ func (a *attackRun) dial(ctx context.Context) (net.Conn, string, string) {
 }
 
 // slowBody sends a request's headers and then never its body (even c) or
-// one byte of it a second (odd c), and waits for the server's answer.
+// one byte of it a second (odd c), and reads the server's answer while it
+// drips, until the end of the attack. A refusal (429 beyond
+// --max-connections-per-ip) must come at once: an answer later than the
+// request time limit counts apart, as "HTTP 429 after the time limit".
 func (a *attackRun) slowBody(ctx context.Context, c int) (string, string) {
 	conn, key, detail := a.dial(ctx)
 	if conn == nil {
@@ -653,6 +531,7 @@ func (a *attackRun) slowBody(ctx context.Context, c int) (string, string) {
 		a.path, a.host, slowBodyLen); err != nil {
 		return connOutcome(ctx, err)
 	}
+	start := time.Now()
 	if c%2 == 1 {
 		done := make(chan struct{})
 		var wg sync.WaitGroup
@@ -666,7 +545,7 @@ func (a *attackRun) slowBody(ctx context.Context, c int) (string, string) {
 				case <-tick.C:
 				}
 				if _, err := conn.Write([]byte("[")); err != nil {
-					return
+					return // the server closed it: its answer, if any, is read below
 				}
 			}
 		})
@@ -677,7 +556,11 @@ func (a *attackRun) slowBody(ctx context.Context, c int) (string, string) {
 		return connOutcome(ctx, err)
 	}
 	resp.Body.Close()
-	return "HTTP " + strconv.Itoa(resp.StatusCode), resp.Status
+	key, detail = "HTTP "+strconv.Itoa(resp.StatusCode), resp.Status
+	if d := time.Since(start); d > a.cfg.timeout {
+		key, detail = key+" after the time limit", fmt.Sprintf("%s after %v", resp.Status, d.Round(time.Millisecond))
+	}
+	return key, detail
 }
 
 // idleSocket opens a WebSocket that never handshakes and waits for the
@@ -706,100 +589,5 @@ func (a *attackRun) idleSocket(ctx context.Context, _ int) (string, string) {
 			}
 			return connOutcome(ctx, err)
 		}
-	}
-}
-
-// emitAttack prints r as text and as a JSON line, also appended to
-// jsonPath when set. It returns r's fatal error, or the file's.
-func emitAttack(r *AttackResult, jsonPath string, stdout io.Writer) error {
-	printAttackText(stdout, r)
-	line, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode the result: %w", err)
-	}
-	line = append(line, '\n')
-	_, _ = stdout.Write(line)
-	if jsonPath != "" {
-		f, err := os.OpenFile(jsonPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			return fmt.Errorf("--json: %w", err)
-		}
-		_, werr := f.Write(line)
-		if err := errors.Join(werr, f.Close()); err != nil {
-			return fmt.Errorf("--json: %w", err)
-		}
-	}
-	if r.Fatal != "" {
-		return fmt.Errorf("attack %s: %s", r.Kind, r.Fatal)
-	}
-	return nil
-}
-
-// mib formats KiB as MiB.
-func mib(kib int64) string { return fmt.Sprintf("%.1f MiB", float64(kib)/1024) }
-
-// verdict formats a pass/fail.
-func verdict(ok bool) string {
-	if ok {
-		return "yes"
-	}
-	return "NO"
-}
-
-// printCounts prints counts, most frequent first, one a line, with their
-// samples.
-func printCounts(w io.Writer, title string, counts map[string]int64, samples map[string]string) {
-	keys := make([]string, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if counts[keys[i]] != counts[keys[j]] {
-			return counts[keys[i]] > counts[keys[j]]
-		}
-		return keys[i] < keys[j]
-	})
-	for _, k := range keys {
-		fmt.Fprintf(w, "   %s %8d  %s", title, counts[k], k)
-		if s := samples[k]; s != "" {
-			fmt.Fprintf(w, "  (e.g. %.120s)", strings.ReplaceAll(s, "\n", " "))
-		}
-		fmt.Fprintln(w)
-	}
-}
-
-// printAttackText writes the human-readable summary of r.
-func printAttackText(w io.Writer, r *AttackResult) {
-	fmt.Fprintf(w, "== attack %s  %s  (%d workers, %gs; %s)\n", r.Kind, r.URL, r.Workers, r.DurationS, r.Label)
-	if r.Fatal != "" {
-		fmt.Fprintf(w, "   FAILED: %s\n", r.Fatal)
-		return
-	}
-	l := r.ProbeUS
-	fmt.Fprintf(w, "   probe handshakes: p50 %s  p99 %s  max %s  (%d probes, %d failed)  p99 < 1s: %s\n",
-		fmtUS(l.P50), fmtUS(l.P99), fmtUS(l.Max), l.N, r.ProbesFailed, verdict(r.P99OK))
-	fmt.Fprintf(w, "   attack: %s requests/s (%d in all); CPU: server %.2f cores, tool %.2f cores\n",
-		fmtRate(r.RequestsPerS), r.Requests, r.ServerCPU, r.ToolCPU)
-	printCounts(w, "outcome", r.Outcomes, r.Samples)
-	if r.Subscribers > 0 {
-		fmt.Fprintf(w, "   subscribers on /x: %d, %d deliveries, %d dropped\n", r.Subscribers, r.Deliveries, r.DroppedSubs)
-	}
-	fmt.Fprintf(w, "   server RSS: baseline %s, peak %s, after %s (%.0fs after the attack; limit %s)  recovered: %s\n",
-		mib(r.RSSBaselineKiB), mib(r.RSSPeakKiB), mib(r.RSSAfterKiB), r.RecoverWaitS, mib(r.RSSLimitKiB), verdict(r.RSSRecovered))
-	printCounts(w, "ERROR", r.Errors, r.ErrorSamples)
-}
-
-// printAttackTable writes one line per attack kind.
-func printAttackTable(w io.Writer, rs []*AttackResult) {
-	fmt.Fprintf(w, "\n%-12s %9s %9s %9s %7s %9s %8s %30s %7s %9s\n", "attack", "probe p50", "p99", "max", "failed",
-		"req/s", "srv CPU", "RSS MiB base / peak / after", "p99<1s", "RSS back")
-	for _, r := range rs {
-		if r.Fatal != "" {
-			fmt.Fprintf(w, "%-12s FAILED: %s\n", r.Kind, r.Fatal)
-			continue
-		}
-		rss := fmt.Sprintf("%.1f / %.1f / %.1f", float64(r.RSSBaselineKiB)/1024, float64(r.RSSPeakKiB)/1024, float64(r.RSSAfterKiB)/1024)
-		fmt.Fprintf(w, "%-12s %9s %9s %9s %7d %9s %8.2f %30s %7s %9s\n", r.Kind, fmtUS(r.ProbeUS.P50), fmtUS(r.ProbeUS.P99),
-			fmtUS(r.ProbeUS.Max), r.ProbesFailed, fmtRate(r.RequestsPerS), r.ServerCPU, rss, verdict(r.P99OK), verdict(r.RSSRecovered))
 	}
 }

@@ -1,13 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,5 +195,87 @@ func TestEmitAttack(t *testing.T) {
 	r.Fatal = "no server"
 	if err := emitAttack(r, "", io.Discard); err == nil || !strings.Contains(err.Error(), "no server") {
 		t.Fatalf("a fatal result returned %v", err)
+	}
+}
+
+// slowServer accepts connections on 127.0.0.1 and hands each, with a reader
+// past its request's headers, to serve.
+func slowServer(t *testing.T, serve func(net.Conn, *bufio.Reader)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+			go func() {
+				br := bufio.NewReader(conn)
+				if _, err := http.ReadRequest(br); err == nil {
+					serve(conn, br)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// refuse answers 429 and closes the connection, as bayeux does beyond
+// --max-connections-per-ip.
+func refuse(conn net.Conn) {
+	fmt.Fprint(conn, "HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 5\r\n\r\nslow\n")
+	conn.Close()
+}
+
+func TestSlowBody(t *testing.T) {
+	tests := []struct {
+		name    string
+		c       int           // even: no body; odd: one byte a second
+		limit   time.Duration // the request time limit
+		attack  time.Duration // how long the attack lasts
+		serve   func(net.Conn, *bufio.Reader)
+		key     string
+		atLeast time.Duration // the outcome comes after this
+	}{
+		{"refused at once", 0, 5 * time.Second, 10 * time.Second, func(c net.Conn, _ *bufio.Reader) { refuse(c) }, "HTTP 429", 0},
+		{"refused at once while it drips", 1, 5 * time.Second, 10 * time.Second, func(c net.Conn, _ *bufio.Reader) { refuse(c) }, "HTTP 429", 0},
+		{"refused after the first byte", 1, 500 * time.Millisecond, 10 * time.Second, func(c net.Conn, br *bufio.Reader) {
+			if _, err := br.ReadByte(); err == nil {
+				refuse(c)
+			}
+		}, "HTTP 429 after the time limit", 900 * time.Millisecond},
+		{"held", 0, 5 * time.Second, 300 * time.Millisecond, func(net.Conn, *bufio.Reader) {}, openAtEnd, 300 * time.Millisecond},
+		{"held while it drips", 1, 5 * time.Second, 1500 * time.Millisecond, func(net.Conn, *bufio.Reader) {}, openAtEnd, 1500 * time.Millisecond},
+		{"closed", 1, 5 * time.Second, 10 * time.Second, func(c net.Conn, _ *bufio.Reader) { c.Close() },
+			"closed by the server without an answer", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			a := &attackRun{cfg: &attackConfig{timeout: tt.limit}, host: slowServer(t, tt.serve), path: "/bayeux"}
+			ctx, cancel := context.WithTimeout(context.Background(), tt.attack)
+			defer cancel()
+			start := time.Now()
+			key, detail := a.slowBody(ctx, tt.c)
+			if d := time.Since(start); key != tt.key || d < tt.atLeast || d > tt.atLeast+time.Second {
+				t.Fatalf("outcome %q (%s) after %v; want %q after %v to %v", key, detail, d, tt.key, tt.atLeast, tt.atLeast+time.Second)
+			}
+		})
 	}
 }
