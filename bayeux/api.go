@@ -81,14 +81,12 @@ func (s *Server) Publish(ctx context.Context, channel string, data any, opts ...
 	if err != nil {
 		return err
 	}
-	x := s.newExchange(ctx, nil, nil)
-	x.pub = o
-	x.handle(&m)
+	failed := s.newExchange(ctx, nil, nil).handle(&m, o)
 	if m.Channel != channel || channels.IsMeta(m.Channel) {
 		return &RejectedError{Channel: channel, Message: "an extension changed the channel"}
 	}
-	if x.lastError != "" {
-		return &RejectedError{Channel: channel, Message: x.lastError}
+	if failed != "" {
+		return &RejectedError{Channel: channel, Message: failed}
 	}
 	return nil
 }

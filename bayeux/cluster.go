@@ -237,10 +237,11 @@ func (s *Server) serveForwarded(m *nodeMsg) {
 	if !ok {
 		return // the client went away: the messages stay queued here
 	}
-	resp := &nodeMsg{T: "resp", ID: m.ID, From: c.self, Items: rawItems(a.items)}
 	sendCtx, done := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	defer done()
-	a.done(c.send(sendCtx, m.From, resp))
+	_ = a.send(func(items [][]byte) error {
+		return c.send(sendCtx, m.From, &nodeMsg{T: "resp", ID: m.ID, From: c.self, Items: rawItems(items)})
+	})
 }
 
 // remoteSocket is, on a session's owner, a WebSocket that lives on another
@@ -324,7 +325,7 @@ func (rs *remoteSocket) work() {
 		}
 		x := s.newExchange(s.ctx, rs.req, &rs.socket)
 		x.run(msgs)
-		if len(x.replies) > 0 && rs.write(x.replies...) != nil {
+		if rs.write(rs.apply(x)...) != nil {
 			continue
 		}
 		if x.closeAfter {

@@ -262,10 +262,10 @@ func TestClusterCancelledForwardedPoll(t *testing.T) {
 		}
 	}()
 	owner := nodes[0].Session(id)
-	waitFor(t, func() bool { owner.mu.Lock(); defer owner.mu.Unlock(); return owner.poll != nil })
+	waitFor(t, func() bool { return owner.waiting() })
 	cancel()
 	<-done
-	waitFor(t, func() bool { owner.mu.Lock(); defer owner.mu.Unlock(); return owner.poll == nil })
+	waitFor(t, func() bool { return !owner.waiting() })
 	nodes[1].publish(t, "/q", `"kept"`)
 	waitFor(t, func() bool { return owner.pending() })
 	r := nodes[1].post(t, connectBody(id, `,"advice":{"timeout":0}`))
@@ -304,7 +304,7 @@ func TestClusterWebSocketOnAnotherNode(t *testing.T) {
 	// Closing the socket on node 1 unbinds the remote socket on node 0.
 	ws.Close()
 	owner := nodes[0].Session(id)
-	waitFor(t, func() bool { owner.mu.Lock(); defer owner.mu.Unlock(); return owner.stream == nil })
+	waitFor(t, func() bool { return !owner.bound() })
 }
 
 func TestClusterCounts(t *testing.T) {

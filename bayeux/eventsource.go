@@ -70,21 +70,24 @@ func (s *Server) serveEventSource(w http.ResponseWriter, r *http.Request, id str
 	for {
 		select {
 		case <-es.wake:
-			items := sess.take()
-			if len(items) == 0 {
-				continue
-			}
-			buf = append(buf[:0], "data: "...)
-			buf = appendArray(buf, items)
-			// Raw line breaks can only be whitespace between JSON tokens;
-			// they would end the event, so they become spaces.
-			sanitizeLineBreaks(buf)
-			buf = append(buf, "\r\n\r\n"...)
-			if !write(buf) {
-				sess.requeue(items)
+			_, err := sess.drain(func(items [][]byte) error {
+				if len(items) == 0 {
+					return nil
+				}
+				buf = append(buf[:0], "data: "...)
+				buf = appendArray(buf, items)
+				// Raw line breaks can only be whitespace between JSON tokens;
+				// they would end the event, so they become spaces.
+				sanitizeLineBreaks(buf)
+				buf = append(buf, "\r\n\r\n"...)
+				if !write(buf) {
+					return errConnClosed
+				}
+				return nil
+			})
+			if err != nil {
 				return
 			}
-			sess.release(items)
 		case <-ping:
 			if !write([]byte(":\r\n\r\n")) {
 				return

@@ -31,7 +31,7 @@ func TestFanoutAllocatesNothingPerRecipient(t *testing.T) {
 	allocs := testing.AllocsPerRun(200, func() {
 		srv.fanout(p, nil)
 		for _, s := range sessions {
-			s.release(s.take())
+			s.drain(discard)
 		}
 	})
 	if allocs != 0 {

@@ -390,7 +390,7 @@ func TestConnectionsPerIP(t *testing.T) {
 	id := ts.handshake(t)
 	held := make(chan gjson.Result, 1)
 	go func() { held <- ts.post(t, connectBody(id, "")) }()
-	waitFor(t, func() bool { s := ts.sessions.get(id); s.mu.Lock(); defer s.mu.Unlock(); return s.poll != nil })
+	waitFor(t, func() bool { return ts.sessions.get(id).waiting() })
 	ws := ts.dial(t) // the second connection
 
 	status, body := ts.rawPost(t, "application/json", `{}`)

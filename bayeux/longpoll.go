@@ -172,28 +172,24 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, raw []string, m
 	if !ok {
 		return // the client went away; its messages stay queued
 	}
-	a.done(writeReplies(w, a.items, callback))
+	_ = a.send(func(items [][]byte) error { return writeReplies(w, items, callback) })
 }
 
 // answered is the response to an HTTP request: the replies, then the
-// messages a connect took from its session's queue.
+// messages its connect takes from its session's queue.
 type answered struct {
-	items  [][]byte
-	sess   *Session
-	queued [][]byte
+	items [][]byte
+	take  *Session // the session whose queued messages go after items
 }
 
-// done gives the queued messages back to the session if writing failed, so
-// nothing is lost, or releases their slice.
-func (a *answered) done(err error) {
-	if a.sess == nil {
-		return
+// send writes the answer with write. The queued messages it takes go back
+// to the queue if writing fails, so that nothing is lost.
+func (a *answered) send(write func(items [][]byte) error) error {
+	if a.take == nil {
+		return write(a.items)
 	}
-	if err != nil {
-		a.sess.requeue(a.queued)
-	} else {
-		a.sess.release(a.queued)
-	}
+	_, err := a.take.drain(func(queued [][]byte) error { return write(append(a.items, queued...)) })
+	return err
 }
 
 // answer processes msgs and waits for a held connect. It reports false when
@@ -203,13 +199,14 @@ func (s *Server) answer(ctx context.Context, r *http.Request, msgs []Message) (*
 	x.run(msgs)
 	a := &answered{items: x.replies}
 	if c := x.connect; c != nil {
-		queued, ok := s.waitConnect(ctx, c)
+		take, ok := s.waitConnect(ctx, c)
 		if !ok {
 			return nil, false
 		}
-		a.sess, a.queued = c.sess, queued
 		a.items = append(a.items, s.encodeReply(ctx, &c.reply))
-		a.items = append(a.items, queued...)
+		if take {
+			a.take = c.sess
+		}
 	}
 	return a, true
 }
@@ -242,46 +239,15 @@ func writeReplies(w http.ResponseWriter, items [][]byte, callback string) error 
 }
 
 // waitConnect holds an HTTP connect until a message is queued for its
-// session, its hold time ends, or the server shuts down, and returns the
-// queued messages. It reports false when the request was cancelled first:
-// the messages then stay queued for the client's next connect.
-func (s *Server) waitConnect(ctx context.Context, c *waitingConnect) ([][]byte, bool) {
-	sess := c.sess
-	p := newPoll()
-	sess.mu.Lock()
-	if sess.closed {
-		sess.mu.Unlock()
-		return nil, true
-	}
-	older, oldHeld := sess.poll, sess.held
-	if older != nil {
-		older.superseded = true
-	}
-	sess.held = nil
-	var msgs [][]byte
-	// While a stream is bound it carries the messages (as in faye): the
-	// connect is held like any other but does not take them.
-	switch {
-	case c.hold <= 0 && sess.stream != nil:
-		p = nil
-	case sess.stream == nil && (len(sess.queue) > 0 || c.hold <= 0):
-		msgs, p = sess.takeLocked(), nil
-	default:
-		sess.poll = p
-	}
-	sess.mu.Unlock()
-	// One held connect per session: a newer one answers the older at once.
-	if older != nil {
-		older.wakeUp()
-	}
-	if oldHeld != nil {
-		oldHeld.timer.Stop()
-		oldHeld.conn.write(oldHeld.reply)
-	}
+// session, its hold time ends, or the server shuts down, and says whether
+// the connect takes the queued messages. It reports false when the request
+// was cancelled first: the messages then stay queued for the client's next
+// connect.
+func (s *Server) waitConnect(ctx context.Context, c *pendingConnect) (take, ok bool) {
+	p, take := c.sess.startPoll(c.hold)
 	if p == nil {
-		return msgs, true
+		return take, true
 	}
-
 	timer := time.NewTimer(c.hold)
 	defer timer.Stop()
 	cancelled := false
@@ -292,25 +258,15 @@ func (s *Server) waitConnect(ctx context.Context, c *waitingConnect) ([][]byte, 
 		cancelled = true
 	case <-s.ctx.Done():
 	}
-	sess.mu.Lock()
-	if sess.poll == p {
-		sess.poll = nil
-	}
-	switch {
-	case cancelled:
-	case p.ending:
-		if p.ended == EndSlow {
-			c.reply = s.slowReply(c.reply.ID)
-		}
-	case !p.superseded && sess.stream == nil:
-		msgs = sess.takeLocked()
-	}
-	sess.mu.Unlock()
+	take, slow := c.sess.endPoll(p, cancelled)
 	if cancelled {
-		return nil, false
+		return false, false
 	}
-	sess.touch()
-	return msgs, true
+	if slow {
+		c.reply = s.slowReply(c.reply.ID)
+	}
+	c.sess.touch()
+	return take, true
 }
 
 // escapeJSSeparators escapes U+2028 and U+2029, which JSON allows raw in

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,43 +21,43 @@ const (
 )
 
 // exchange is the processing of one batch of messages: one HTTP request or
-// one WebSocket frame. Every message gets a reply carrying its id.
+// one WebSocket frame. Every message gets a reply carrying its id. The
+// exchange decides and the transport applies: a successful /meta/connect is
+// left in connect for the transport to hold, and closeAfter asks a socket to
+// close.
 type exchange struct {
 	srv     *Server
 	ctx     context.Context
 	req     *http.Request // the HTTP request, or the WebSocket's upgrade request
-	ws      *socket       // the socket the batch arrived on; nil for HTTP
+	via     stream        // the socket the batch arrived on; nil for HTTP
 	replies [][]byte      // encoded replies, in message order
 
-	// connect is an HTTP /meta/connect of this batch, answered after the
-	// other replies, when messages arrive or the hold time ends.
-	connect *waitingConnect
-	// closeAfter asks the WebSocket to close once the replies are written
-	// (its session disconnected).
+	// connect is the batch's successful /meta/connect, which the transport
+	// holds until messages arrive or its hold time ends.
+	connect *pendingConnect
+	// closeAfter asks the socket to close once the replies are written
+	// (its session disconnected on it).
 	closeAfter bool
-	// pub holds options of a publish made through the server API.
-	pub *publishOptions
-	// lastError is the error of the last publish handled.
-	lastError string
 	// handshakes counts the batch's handshakes: one is allowed.
 	handshakes int
 }
 
-// waitingConnect is a successful HTTP /meta/connect not yet answered.
-type waitingConnect struct {
+// pendingConnect is a successful /meta/connect not yet answered.
+type pendingConnect struct {
 	sess  *Session
 	reply Reply
 	hold  time.Duration
+	at    int // on a socket, its replies go at replies[at]
 }
 
-func (s *Server) newExchange(ctx context.Context, r *http.Request, ws *socket) *exchange {
-	return &exchange{srv: s, ctx: ctx, req: r, ws: ws}
+func (s *Server) newExchange(ctx context.Context, r *http.Request, via stream) *exchange {
+	return &exchange{srv: s, ctx: ctx, req: r, via: via}
 }
 
 // run processes msgs in order.
 func (x *exchange) run(msgs []Message) {
 	for i := range msgs {
-		x.handle(&msgs[i])
+		x.handle(&msgs[i], nil)
 	}
 }
 
@@ -74,37 +73,35 @@ func (s *Server) encodeReply(ctx context.Context, r *Reply) []byte {
 }
 
 // handle resolves the sender's session, runs the incoming extensions and
-// dispatches the message.
-func (x *exchange) handle(m *Message) {
+// dispatches the message. pub holds the options of a publish made through
+// the server API (nil for clients' messages). It returns the error of the
+// message's reply when it was refused or failed to publish.
+func (x *exchange) handle(m *Message, pub *publishOptions) string {
 	s := x.srv
 	m.Request = x.req
 	if m.invalid == "" {
 		m.invalid = s.lim.channelError(m.Channel)
 	}
 	if m.invalid != "" {
-		x.refuse(m, m.invalid, nil)
-		return
+		return x.refuse(m, m.invalid, nil)
 	}
 	switch {
 	case m.Channel == metaHandshake:
 		if msg, advice := x.admitHandshake(); msg != "" {
-			x.refuse(m, msg, advice)
-			return
+			return x.refuse(m, msg, advice)
 		}
 		m.Session = s.allocSession()
 	case m.ClientID != "":
 		m.Session = s.sessions.get(m.ClientID)
 	}
 	if !channels.IsMeta(m.Channel) && !x.admitPublish(m.Session) {
-		x.refuse(m, errPublishRate(m.Channel), nil)
-		return
+		return x.refuse(m, errPublishRate(m.Channel), nil)
 	}
 	for _, e := range s.cfg.Extensions {
 		e.Incoming(x.ctx, m)
 	}
 	if !channels.IsMeta(m.Channel) {
-		x.lastError = x.publish(m)
-		return
+		return x.publish(m, pub)
 	}
 	switch m.Channel {
 	case metaHandshake:
@@ -123,12 +120,13 @@ func (x *exchange) handle(m *Message) {
 		x.add(&Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: errChannelForbidden(m.Channel), Session: m.Session})
 	}
 	s.local.dispatch(m)
+	return ""
 }
 
 // refuse answers m with error msg before extensions or handlers see it:
 // the message was invalid or over a limit. Handshakes and connects get
 // advice to handshake again (or the given advice).
-func (x *exchange) refuse(m *Message, msg string, advice *Advice) {
+func (x *exchange) refuse(m *Message, msg string, advice *Advice) string {
 	r := Reply{ID: m.ID, Channel: m.Channel, Error: msg, Advice: advice}
 	if len(r.Channel) > x.srv.lim.chanLen {
 		r.Channel = clip(r.Channel)
@@ -137,7 +135,7 @@ func (x *exchange) refuse(m *Message, msg string, advice *Advice) {
 		r.Advice = x.srv.handshakeAdvice()
 	}
 	x.add(&r)
-	x.lastError = msg
+	return msg
 }
 
 // admitHandshake applies the limits on handshakes: one per batch, and
@@ -292,15 +290,11 @@ func (x *exchange) connectMsg(m *Message) {
 	if m.ConnectionType == "eventsource" {
 		hold = 0
 	}
-	if x.ws != nil {
-		x.ws.connect(sess, &r, hold, x)
-		return
-	}
 	if x.connect != nil {
-		// Two connects in one request: the older one is answered at once.
+		// Two connects in one batch: the older one is answered at once.
 		x.add(&x.connect.reply)
 	}
-	x.connect = &waitingConnect{sess: sess, reply: r, hold: hold}
+	x.connect = &pendingConnect{sess: sess, reply: r, hold: hold, at: len(x.replies)}
 }
 
 func (x *exchange) subscribe(m *Message, subscribe bool) {
@@ -366,28 +360,15 @@ var errTooManySubs = errors.New("bayeux: too many subscriptions")
 // subscribeSession subscribes sess to pattern; subscribing twice is a no-op.
 func (s *Server) subscribeSession(sess *Session, pattern string) error {
 	pattern = strings.Clone(pattern) // it outlives the request buffer
-	sess.mu.Lock()
-	if sess.closed || slices.Contains(sess.subs, pattern) {
-		sess.mu.Unlock()
-		return nil
+	if added, err := sess.addSubscription(pattern, s.cfg.MaxSubscriptions); !added {
+		return err
 	}
-	if len(sess.subs) >= s.cfg.MaxSubscriptions {
-		sess.mu.Unlock()
-		return errTooManySubs
-	}
-	sess.addSub(pattern)
-	sess.mu.Unlock()
 	if err := s.acquire(s.ctx, pattern); err != nil {
-		sess.mu.Lock()
-		sess.removeSub(pattern)
-		sess.mu.Unlock()
+		sess.removeSubscription(pattern)
 		return err
 	}
 	s.index.Add(pattern, sess)
-	sess.mu.Lock()
-	closed := sess.closed
-	sess.mu.Unlock()
-	if closed { // the session ended meanwhile; do not leave it in the index
+	if sess.ended() { // the session ended meanwhile; do not leave it in the index
 		s.unindex(sess, pattern)
 		return nil
 	}
@@ -399,10 +380,7 @@ func (s *Server) subscribeSession(sess *Session, pattern string) error {
 
 // unsubscribeSession removes one subscription; unknown ones are ignored.
 func (s *Server) unsubscribeSession(sess *Session, pattern string) {
-	sess.mu.Lock()
-	ok := sess.removeSub(pattern)
-	sess.mu.Unlock()
-	if ok {
+	if sess.removeSubscription(pattern) {
 		s.unindex(sess, pattern)
 	}
 }
@@ -422,13 +400,15 @@ func (x *exchange) disconnect(m *Message) {
 		x.add(&r)
 		return
 	}
-	if x.ws != nil && x.ws.boundTo(sess) {
-		// The disconnect came on the session's own socket: answer it there,
-		// then close the socket.
-		if held := x.ws.detach(sess); held != nil {
-			x.replies = append(x.replies, held)
+	if x.via != nil {
+		if held, bound := sess.unbind(x.via); bound {
+			// The disconnect came on the session's own socket: answer it
+			// there (with the connect held on it), then close the socket.
+			if held != nil {
+				x.replies = append(x.replies, held)
+			}
+			x.closeAfter = true
 		}
-		x.closeAfter = true
 	}
 	r.Successful = true
 	x.add(&r)
@@ -436,8 +416,9 @@ func (x *exchange) disconnect(m *Message) {
 }
 
 // publish handles a message on a non-meta channel and returns the error of
-// its reply ("" when it was published).
-func (x *exchange) publish(m *Message) string {
+// its reply ("" when it was published). pub holds a server publish's
+// options.
+func (x *exchange) publish(m *Message, pub *publishOptions) string {
 	s := x.srv
 	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: m.Error, Session: m.Session}
 	if !s.cfg.Grammar.ValidName(m.Channel) {
@@ -452,13 +433,13 @@ func (x *exchange) publish(m *Message) string {
 		if m.Session != nil && s.excludesSender(m.Channel) {
 			p.Exclude = m.Session.id
 		}
-		if x.pub != nil {
-			if x.pub.exclude != "" {
-				p.Exclude = x.pub.exclude
+		if pub != nil {
+			if pub.exclude != "" {
+				p.Exclude = pub.exclude
 			}
-			if x.pub.filter != nil {
+			if pub.filter != nil {
 				// Identity filters are evaluated on this node.
-				s.fanout(p, x.pub.filter)
+				s.fanout(p, pub.filter)
 				p = nil
 			}
 		}

@@ -263,35 +263,12 @@ func (s *Server) end(sess *Session, why EndReason) {
 	if !s.sessions.remove(sess) {
 		return
 	}
-	sess.mu.Lock()
-	sess.closed = true
-	subs := sess.subs
-	sess.subs = nil
-	sess.queue, sess.spare, sess.queued = nil, nil, 0
-	p, st, h := sess.poll, sess.stream, sess.held
-	sess.poll, sess.stream, sess.held = nil, nil, nil
-	if p != nil {
-		p.ending, p.ended = true, why
-	}
-	sess.mu.Unlock()
-
+	subs, _ := sess.shut(why, func(id string) []byte {
+		r := s.slowReply(id)
+		return s.encodeReply(s.ctx, &r)
+	})
 	for _, pattern := range subs {
 		s.unindex(sess, pattern)
-	}
-	if p != nil {
-		p.wakeUp()
-	}
-	if h != nil {
-		h.timer.Stop()
-		if why == EndSlow {
-			r := s.slowReply(h.id)
-			h.conn.write(s.encodeReply(s.ctx, &r))
-		} else {
-			h.conn.write(h.reply)
-		}
-	}
-	if st != nil {
-		st.end(why)
 	}
 	if s.cluster != nil {
 		go func() {
@@ -345,10 +322,7 @@ func (s *Server) collect() {
 				if sess.lastSeen.Load() >= limit {
 					return
 				}
-				sess.mu.Lock()
-				busy := sess.poll != nil || sess.held != nil
-				sess.mu.Unlock()
-				if !busy {
+				if !sess.waiting() {
 					s.end(sess, EndExpired)
 					expired++
 				}

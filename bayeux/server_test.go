@@ -133,10 +133,10 @@ func TestCancelledLongPollKeepsMessages(t *testing.T) {
 			res.Body.Close()
 		}
 	}()
-	waitFor(t, func() bool { s := ts.sessions.get(id); s.mu.Lock(); defer s.mu.Unlock(); return s.poll != nil })
+	waitFor(t, func() bool { return ts.sessions.get(id).waiting() })
 	cancel() // the client goes away while its connect is held
 	<-done
-	waitFor(t, func() bool { s := ts.sessions.get(id); s.mu.Lock(); defer s.mu.Unlock(); return s.poll == nil })
+	waitFor(t, func() bool { return !ts.sessions.get(id).waiting() })
 
 	ts.publish(t, "/a", `"kept"`)
 	r := ts.post(t, connectBody(id, `,"advice":{"timeout":0}`))
@@ -154,7 +154,7 @@ func TestSecondConnectAnswersTheFirst(t *testing.T) {
 		ts.post(t, connectBody(id, `,"id":"a"`))
 		first <- time.Since(start)
 	}()
-	waitFor(t, func() bool { s := ts.sessions.get(id); s.mu.Lock(); defer s.mu.Unlock(); return s.poll != nil })
+	waitFor(t, func() bool { return ts.sessions.get(id).waiting() })
 	go ts.post(t, connectBody(id, `,"id":"b"`))
 	select {
 	case d := <-first:
@@ -190,7 +190,7 @@ func TestSlowConsumerHeldConnectGetsHandshakeAdvice(t *testing.T) {
 	sess := ts.sessions.get(id)
 	answered := make(chan gjson.Result, 1)
 	go func() { answered <- ts.post(t, connectBody(id, `,"id":"h"`)) }()
-	waitFor(t, func() bool { sess.mu.Lock(); defer sess.mu.Unlock(); return sess.poll != nil })
+	waitFor(t, func() bool { return sess.waiting() })
 	ts.end(sess, EndSlow)
 	select {
 	case r := <-answered:
@@ -257,11 +257,11 @@ func TestShutdownAnswersHeldConnectsAndClosesSockets(t *testing.T) {
 	ws := ts.dial(t)
 	wsID := ts.handshake(t)
 	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+wsID+`","connectionType":"websocket","id":"9"}]`))
-	waitFor(t, func() bool { s := ts.sessions.get(wsID); s.mu.Lock(); defer s.mu.Unlock(); return s.held != nil })
+	waitFor(t, func() bool { return ts.sessions.get(wsID).waiting() })
 
 	answered := make(chan gjson.Result, 1)
 	go func() { answered <- ts.post(t, connectBody(lp, "")) }()
-	waitFor(t, func() bool { s := ts.sessions.get(lp); s.mu.Lock(); defer s.mu.Unlock(); return s.poll != nil })
+	waitFor(t, func() bool { return ts.sessions.get(lp).waiting() })
 
 	go func() { _ = ts.Shutdown(context.Background()) }()
 	select {
@@ -302,7 +302,7 @@ func TestConcurrentPublishSubscribe(t *testing.T) {
 	wg.Wait()
 	for _, id := range ids {
 		s := ts.sessions.get(id)
-		if n := len(s.take()); n != 4*msgs {
+		if n, _ := s.drain(discard); n != 4*msgs {
 			t.Fatalf("session %s has %d queued, want %d", id, n, 4*msgs)
 		}
 	}
@@ -343,7 +343,7 @@ func TestStreamOwnsDeliveries(t *testing.T) {
 	// them over when the stream goes away.
 	answered := make(chan gjson.Result, 1)
 	go func() { answered <- ts.post(t, connectBody(id, "")) }()
-	waitFor(t, func() bool { sess.mu.Lock(); defer sess.mu.Unlock(); return sess.poll != nil })
+	waitFor(t, func() bool { return sess.waiting() })
 	ts.publish(t, "/es", `2`)
 	select {
 	case r := <-answered:

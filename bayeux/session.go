@@ -96,13 +96,26 @@ func (s *Session) Subscriptions() []string {
 	return slices.Clone(s.subs)
 }
 
-// addSub records a subscription the session does not have yet. s.mu must
-// be held.
-func (s *Session) addSub(pattern string) { s.subs = append(s.subs, pattern) }
+// addSubscription records pattern as a subscription of the session. It
+// reports false when the session has it already or has ended, and returns
+// errTooManySubs when the session has max subscriptions.
+func (s *Session) addSubscription(pattern string, max int) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed || slices.Contains(s.subs, pattern):
+		return false, nil
+	case len(s.subs) >= max:
+		return false, errTooManySubs
+	}
+	s.subs = append(s.subs, pattern)
+	return true, nil
+}
 
-// removeSub forgets a subscription and reports whether it existed. s.mu
-// must be held.
-func (s *Session) removeSub(pattern string) bool {
+// removeSubscription forgets a subscription and reports whether it existed.
+func (s *Session) removeSubscription(pattern string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	i := slices.Index(s.subs, pattern)
 	if i < 0 {
 		return false
@@ -111,156 +124,14 @@ func (s *Session) removeSub(pattern string) bool {
 	return true
 }
 
+// ended reports whether the session has ended.
+func (s *Session) ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 func (s *Session) touch() { s.lastSeen.Store(time.Now().UnixNano()) }
-
-// enqueue appends an encoded message to the queue and wakes the connection
-// that will carry it. It never blocks on I/O. It reports false when the queue
-// is over its limit: the caller must then end the session as a slow consumer.
-func (s *Session) enqueue(msg []byte) bool {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return true
-	}
-	if s.queued+len(msg) > s.srv.cfg.MaxQueueBytes {
-		s.mu.Unlock()
-		return false
-	}
-	if s.queue == nil && s.spare != nil {
-		s.queue, s.spare = s.spare, nil
-	}
-	s.queue = append(s.queue, msg)
-	s.queued += len(msg)
-	first := len(s.queue) == 1
-	st, p := s.stream, s.poll
-	s.mu.Unlock()
-	if first {
-		if st != nil {
-			st.notify() // a bound stream carries the messages
-		} else if p != nil {
-			p.wakeUp()
-		}
-	}
-	return true
-}
-
-// takeLocked removes and returns every queued message. The caller gives the
-// slice back with release once the messages are written. s.mu must be held.
-func (s *Session) takeLocked() [][]byte {
-	items := s.queue
-	s.queue, s.queued = nil, 0
-	return items
-}
-
-// take is takeLocked for callers that do not hold s.mu.
-func (s *Session) take() [][]byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.takeLocked()
-}
-
-// release returns a slice obtained from take for reuse.
-func (s *Session) release(items [][]byte) {
-	if items == nil || cap(items) > 1024 {
-		return // let a burst's large array go
-	}
-	clear(items)
-	s.mu.Lock()
-	if s.spare == nil {
-		s.spare = items[:0]
-	}
-	s.mu.Unlock()
-}
-
-// requeue puts messages that could not be written back at the head of the
-// queue, so that nothing is lost when a connection fails mid-write.
-func (s *Session) requeue(items [][]byte) {
-	if len(items) == 0 {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return
-	}
-	n := 0
-	for _, it := range items {
-		n += len(it)
-	}
-	s.queue = append(items[:len(items):len(items)], s.queue...)
-	s.queued += n
-}
-
-// pending reports whether messages are queued.
-func (s *Session) pending() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.queue) > 0
-}
-
-// bind makes st the session's stream and returns the stream it replaces.
-func (s *Session) bind(st stream) (old stream, ok bool) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, false
-	}
-	old = s.stream
-	s.stream = st
-	queued := len(s.queue) > 0
-	s.mu.Unlock()
-	if queued {
-		st.notify()
-	}
-	return old, true
-}
-
-// unbind detaches st if it is still the session's stream, and returns the
-// connect held on it, which the caller answers or drops.
-func (s *Session) unbind(st stream) *held {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stream != st {
-		return nil
-	}
-	s.stream = nil
-	if s.poll != nil && len(s.queue) > 0 {
-		s.poll.wakeUp() // a held long-poll takes over what the stream left
-	}
-	h := s.held
-	if h != nil && h.conn == st {
-		s.held = nil
-		h.timer.Stop()
-		return h
-	}
-	return nil
-}
-
-// poll is a long-poll /meta/connect waiting for messages.
-type poll struct {
-	wake       chan struct{}
-	superseded bool      // guarded by the session's mu
-	ended      EndReason // guarded by the session's mu; valid when ending
-	ending     bool      // the session ended while the poll waited
-}
-
-func newPoll() *poll { return &poll{wake: make(chan struct{}, 1)} }
-
-func (p *poll) wakeUp() {
-	select {
-	case p.wake <- struct{}{}:
-	default:
-	}
-}
-
-// held is a /meta/connect held on a WebSocket until the timeout; messages
-// travel on the socket meanwhile.
-type held struct {
-	conn  *socket
-	timer *time.Timer
-	reply []byte // the encoded connect reply, sent when the hold ends
-	id    string // the connect's id
-}
 
 // newClientID returns a clientId: 160 random bits written in base 36 and
 // padded to 31 characters, the same shape as faye's, safe in a URL path.

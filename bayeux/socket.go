@@ -3,6 +3,7 @@ package bayeux
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -36,81 +37,55 @@ type socket struct {
 	onClose  func() // called once when the socket closes
 }
 
-// connect binds the socket to sess for a successful /meta/connect r and
-// holds the reply for hold (or adds it to x at once when hold is 0).
-// Messages queued for the session are pushed on the socket meanwhile.
-func (c *socket) connect(sess *Session, r *Reply, hold time.Duration, x *exchange) {
+// apply applies the decisions of an exchange of a batch that arrived on
+// the socket, and returns the replies to send, in order: the batch's
+// successful /meta/connect binds the socket to its session and is held on
+// it (or answered now), after any connect it supersedes on this socket.
+func (c *socket) apply(x *exchange) [][]byte {
+	pc := x.connect
+	if pc == nil {
+		return x.replies
+	}
+	reply := c.srv.encodeReply(x.ctx, &pc.reply)
+	// The id is copied: it points into the frame, which it would keep.
+	first, held := c.connect(pc.sess, reply, strings.Clone(pc.reply.ID), pc.hold)
+	if !held {
+		first = append(first, reply)
+	}
+	return slices.Insert(x.replies, pc.at, first...)
+}
+
+// connect binds the socket to sess for a successful /meta/connect and holds
+// its encoded reply for hold. It returns the replies to send before it (the
+// connects it superseded on this socket) and whether the reply is held
+// (else the caller sends it now).
+func (c *socket) connect(sess *Session, reply []byte, id string, hold time.Duration) (first [][]byte, held bool) {
 	// A socket serves one session: after a re-handshake it moves to the new
 	// clientId, and the old session's held connect is answered here.
 	if prev := c.sess.Swap(sess); prev != nil && prev != sess {
-		if h := prev.unbind(c); h != nil {
-			x.replies = append(x.replies, h.reply)
+		if r, _ := prev.unbind(c); r != nil {
+			first = append(first, r)
 		}
 	}
-	old, ok := sess.bind(c)
+	old, older, ok := sess.connectOn(c, reply, id, hold)
 	if !ok {
-		x.add(r)
-		return
+		return first, false
 	}
 	if o, isSock := old.(*socket); isSock && o != c {
 		o.sess.CompareAndSwap(sess, nil) // the session moved to this socket
 	}
-
-	sess.mu.Lock()
-	olderPoll, olderHeld := sess.poll, sess.held
-	sess.poll, sess.held = nil, nil
-	if olderPoll != nil {
-		olderPoll.superseded = true
+	if older != nil {
+		first = append(first, older)
 	}
-	if hold > 0 {
-		// The id is copied: it points into the frame, which it would keep.
-		h := &held{conn: c, reply: c.srv.encodeReply(x.ctx, r), id: strings.Clone(r.ID)}
-		h.timer = time.AfterFunc(hold, func() { c.release(sess, h) })
-		sess.held = h
-	}
-	sess.mu.Unlock()
-
-	// One held connect per session: the older one is answered now.
-	if olderPoll != nil {
-		olderPoll.wakeUp()
-	}
-	if olderHeld != nil {
-		olderHeld.timer.Stop()
-		if olderHeld.conn == c {
-			x.replies = append(x.replies, olderHeld.reply)
-		} else {
-			olderHeld.conn.write(olderHeld.reply)
-		}
-	}
-	if hold <= 0 {
-		x.add(r)
-	}
+	return first, hold > 0
 }
-
-// release answers the held connect h when its hold time is over.
-func (c *socket) release(sess *Session, h *held) {
-	sess.mu.Lock()
-	if sess.held != h {
-		sess.mu.Unlock()
-		return
-	}
-	sess.held = nil
-	sess.mu.Unlock()
-	sess.touch()
-	c.write(h.reply)
-}
-
-// boundTo reports whether the socket currently serves sess.
-func (c *socket) boundTo(sess *Session) bool { return c.sess.Load() == sess }
 
 // detach unbinds the socket from sess and returns the reply of a connect
 // held on it, if any.
 func (c *socket) detach(sess *Session) []byte {
 	c.sess.CompareAndSwap(sess, nil)
-	if h := sess.unbind(c); h != nil {
-		return h.reply
-	}
-	return nil
+	r, _ := sess.unbind(c)
+	return r
 }
 
 // notify starts a flush unless one is running.
@@ -129,29 +104,33 @@ func (c *socket) flush() {
 			c.flushing.Store(false)
 			return
 		}
-		items := sess.take()
-		if len(items) == 0 {
-			c.flushing.Store(false)
-			// A message queued after take but before the flag was cleared
-			// found the flag set and started nothing: look again.
-			if !sess.pending() || !c.flushing.CompareAndSwap(false, true) {
-				return
-			}
-			continue
-		}
-		if err := c.write(items...); err != nil {
-			sess.requeue(items)
+		n, err := sess.drain(c.writeAll)
+		if err != nil {
 			c.flushing.Store(false)
 			return
 		}
-		sess.release(items)
+		if n == 0 {
+			c.flushing.Store(false)
+			// A message queued after the drain but before the flag was
+			// cleared found the flag set and started nothing: look again.
+			if !sess.pending() || !c.flushing.CompareAndSwap(false, true) {
+				return
+			}
+		}
 	}
 }
 
-// write sends items as frames; a failed write closes the socket.
-func (c *socket) write(items ...[]byte) error {
+// write sends items as frames (nothing when there are none); a failed
+// write closes the socket.
+func (c *socket) write(items ...[]byte) error { return c.writeAll(items) }
+
+// writeAll is write for a slice.
+func (c *socket) writeAll(items [][]byte) error {
 	if c.closed.Load() {
 		return errConnClosed
+	}
+	if len(items) == 0 {
+		return nil
 	}
 	if err := c.sink.writeFrames(items); err != nil {
 		go c.close(closeAbnormal, "")

@@ -153,10 +153,11 @@ func (c *wsConn) handleFrame(data []byte) bool {
 	}
 	x := s.newExchange(s.ctx, c.req, &c.socket)
 	x.run(msgs)
+	replies := c.apply(x)
 	if s.cluster != nil && c.sess.Load() != nil {
 		c.tellOwners() // the socket serves a session of this node now
 	}
-	if len(x.replies) > 0 && c.write(x.replies...) != nil {
+	if c.write(replies...) != nil {
 		return false
 	}
 	if x.closeAfter {
