@@ -153,33 +153,16 @@ type Config struct {
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
-	if c.Mount == "" {
-		c.Mount = "/bayeux"
-	}
-	for len(c.Mount) > 1 && c.Mount[len(c.Mount)-1] == '/' {
-		c.Mount = c.Mount[:len(c.Mount)-1]
-	}
-	if c.Mount[0] != '/' {
-		c.Mount = "/" + c.Mount
-	}
-	if c.Timeout <= 0 {
-		c.Timeout = 25 * time.Second
-	}
-	if c.Interval < 0 {
-		c.Interval = 0
-	}
-	if c.RetryInterval <= 0 {
-		c.RetryInterval = time.Second
-	}
+	c.Mount = cleanMount(c.Mount)
+	c.Timeout = positive(c.Timeout, 25*time.Second)
+	c.Interval = max(c.Interval, 0)
+	c.RetryInterval = positive(c.RetryInterval, time.Second)
 	if c.Ping == 0 {
 		c.Ping = 25 * time.Second
 	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 10 * time.Second
-	}
-	if c.MaxMessageSize <= 0 {
-		c.MaxMessageSize = 1 << 20
-	}
+	c.WriteTimeout = positive(c.WriteTimeout, 10*time.Second)
+	c.MaxMessageSize = positive(c.MaxMessageSize, 1<<20)
+	c.MaxQueueBytes = positive(c.MaxQueueBytes, 4<<20)
 	c.MaxNesting = positive(c.MaxNesting, 64)
 	c.MaxBatch = positive(c.MaxBatch, 100)
 	c.MaxChannelLength = positive(c.MaxChannelLength, 1024)
@@ -193,9 +176,6 @@ func (c Config) withDefaults() Config {
 	if c.PublishRate > 0 && c.PublishBurst <= 0 {
 		c.PublishBurst = max(1, int(2*c.PublishRate))
 	}
-	if c.MaxQueueBytes <= 0 {
-		c.MaxQueueBytes = 4 << 20
-	}
 	if c.Engine == nil {
 		c.Engine = NewMemoryEngine()
 	}
@@ -203,6 +183,21 @@ func (c Config) withDefaults() Config {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// cleanMount returns the mount path m with a leading and no trailing slash;
+// "/bayeux" when m is empty.
+func cleanMount(m string) string {
+	if m == "" {
+		return "/bayeux"
+	}
+	for len(m) > 1 && m[len(m)-1] == '/' {
+		m = m[:len(m)-1]
+	}
+	if m[0] != '/' {
+		m = "/" + m
+	}
+	return m
 }
 
 // positive returns v, or def when v is not positive.

@@ -45,19 +45,12 @@ func (s *Server) serveEventSource(w http.ResponseWriter, r *http.Request, id str
 	}
 	defer sess.unbind(es)
 
-	rc := http.NewResponseController(w)
+	ew := &eventWriter{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
 	h := w.Header()
 	h["Content-Type"] = []string{"text/event-stream"}
 	h["Cache-Control"] = hdrNoCache
 	w.WriteHeader(http.StatusOK)
-	write := func(b []byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if _, err := w.Write(b); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
-	if !write([]byte("retry: 5000\r\n\r\n")) {
+	if ew.write([]byte("retry: 5000\r\n\r\n")) != nil {
 		return
 	}
 	var ping <-chan time.Time
@@ -66,32 +59,13 @@ func (s *Server) serveEventSource(w http.ResponseWriter, r *http.Request, id str
 		defer t.Stop()
 		ping = t.C
 	}
-	var buf []byte
 	for {
+		var err error
 		select {
 		case <-es.wake:
-			_, err := sess.drain(func(items [][]byte) error {
-				if len(items) == 0 {
-					return nil
-				}
-				buf = append(buf[:0], "data: "...)
-				buf = appendArray(buf, items)
-				// Raw line breaks can only be whitespace between JSON tokens;
-				// they would end the event, so they become spaces.
-				sanitizeLineBreaks(buf)
-				buf = append(buf, "\r\n\r\n"...)
-				if !write(buf) {
-					return errConnClosed
-				}
-				return nil
-			})
-			if err != nil {
-				return
-			}
+			_, err = sess.drain(ew.event)
 		case <-ping:
-			if !write([]byte(":\r\n\r\n")) {
-				return
-			}
+			err = ew.write([]byte(":\r\n\r\n"))
 		case <-es.done:
 			return
 		case <-r.Context().Done():
@@ -99,7 +73,42 @@ func (s *Server) serveEventSource(w http.ResponseWriter, r *http.Request, id str
 		case <-s.ctx.Done():
 			return
 		}
+		if err != nil {
+			return
+		}
 	}
+}
+
+// eventWriter writes an EventSource response, each write flushed within
+// the write timeout.
+type eventWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	buf     []byte
+}
+
+func (ew *eventWriter) write(b []byte) error {
+	_ = ew.rc.SetWriteDeadline(time.Now().Add(ew.timeout))
+	if _, err := ew.w.Write(b); err != nil {
+		return err
+	}
+	return ew.rc.Flush()
+}
+
+// event writes items as one event, "data: [...]" (nothing when there are
+// none).
+func (ew *eventWriter) event(items [][]byte) error {
+	if len(items) == 0 {
+		return nil
+	}
+	ew.buf = append(ew.buf[:0], "data: "...)
+	ew.buf = appendArray(ew.buf, items)
+	// Raw line breaks can only be whitespace between JSON tokens; they
+	// would end the event, so they become spaces.
+	sanitizeLineBreaks(ew.buf)
+	ew.buf = append(ew.buf, "\r\n\r\n"...)
+	return ew.write(ew.buf)
 }
 
 func sanitizeLineBreaks(b []byte) {

@@ -22,50 +22,19 @@ func (s *Server) fanout(p *Publication, identities func(Identity) bool) {
 		m := parseDelivery(p.Message)
 		s.local.dispatch(&m)
 	}
-	var (
-		msg     *Message // parsed only for the delivery filters
-		filters []func(*Session, *Message) bool
-	)
-	if len(s.filters) > 0 {
-		m := parseDelivery(p.Message)
-		msg = &m
-		for _, f := range s.filters {
-			if fn := f.Delivery(s.ctx, msg); fn != nil {
-				filters = append(filters, fn)
-			}
-		}
-	}
+	var rf recipients
+	choosy := rf.init(s, p, identities)
 	bp, _ := s.matchPool.Get().(*[]*Session)
 	if bp == nil {
 		bp = new([]*Session)
 	}
 	subs := s.index.AppendMatch((*bp)[:0], p.Channel)
 	for _, sess := range subs {
-		if p.Exclude != "" && sess.id == p.Exclude {
-			continue
-		}
-		if identities != nil {
-			var id Identity
-			if v := sess.Identity(); v != nil {
-				id = *v
-			}
-			if !identities(id) {
-				continue
-			}
-		}
 		out := p.Message
-		if filters != nil {
-			c, ok := *msg, true
-			for _, fn := range filters {
-				if ok = fn(sess, &c); !ok {
-					break
-				}
-			}
-			if !ok {
+		if choosy {
+			var ok bool
+			if out, ok = rf.copyFor(sess); !ok {
 				continue
-			}
-			if c.Data != msg.Data || c.Ext != msg.Ext {
-				out = encodeDelivery(&c)
 			}
 		}
 		if !sess.enqueue(out) {
@@ -76,6 +45,62 @@ func (s *Server) fanout(p *Publication, identities func(Identity) bool) {
 	clear(subs)
 	*bp = subs[:0]
 	s.matchPool.Put(bp)
+}
+
+// recipients decides, for a publication that is not for every subscriber
+// alike, whether each one gets it and in which encoding: the sender may be
+// excluded, PublishTo filters on identities, delivery filters may withhold
+// or change each copy.
+type recipients struct {
+	p          *Publication
+	identities func(Identity) bool
+	msg        *Message // parsed only for the delivery filters
+	filters    []func(*Session, *Message) bool
+}
+
+// init prepares rf for p and reports whether recipients differ at all;
+// when not, every subscriber gets p.Message (the fast path).
+func (rf *recipients) init(s *Server, p *Publication, identities func(Identity) bool) bool {
+	rf.p, rf.identities = p, identities
+	if len(s.filters) > 0 {
+		m := parseDelivery(p.Message)
+		rf.msg = &m
+		for _, f := range s.filters {
+			if fn := f.Delivery(s.ctx, rf.msg); fn != nil {
+				rf.filters = append(rf.filters, fn)
+			}
+		}
+	}
+	return p.Exclude != "" || identities != nil || rf.filters != nil
+}
+
+// copyFor returns the message sess gets, or false when it gets none.
+func (rf *recipients) copyFor(sess *Session) ([]byte, bool) {
+	if rf.p.Exclude != "" && sess.id == rf.p.Exclude {
+		return nil, false
+	}
+	if rf.identities != nil {
+		var id Identity
+		if v := sess.Identity(); v != nil {
+			id = *v
+		}
+		if !rf.identities(id) {
+			return nil, false
+		}
+	}
+	if rf.filters == nil {
+		return rf.p.Message, true
+	}
+	c := *rf.msg
+	for _, fn := range rf.filters {
+		if !fn(sess, &c) {
+			return nil, false
+		}
+	}
+	if c.Data != rf.msg.Data || c.Ext != rf.msg.Ext {
+		return encodeDelivery(&c), true
+	}
+	return rf.p.Message, true
 }
 
 // parseDelivery reads an encoded delivery back into a Message (its strings
