@@ -100,8 +100,9 @@ func (s *Server) PublishTo(ctx context.Context, channel string, data any, filter
 
 // Deliver sends a message on channel to one client only, whether or not it
 // subscribes to channel; WithExt sets its ext. In a cluster the client may
-// be on any node.
-func (s *Server) Deliver(clientID, channel string, data any, opts ...PublishOption) error {
+// be on any node: ctx bounds the look-up and the hand-over (at most
+// Config.WriteTimeout either way).
+func (s *Server) Deliver(ctx context.Context, clientID, channel string, data any, opts ...PublishOption) error {
 	m, _, err := s.newServerMessage(channel, data, opts)
 	if err == nil && !s.cfg.Grammar.ValidName(channel) {
 		err = &RejectedError{Channel: channel, Message: errChannelInvalid(channel)}
@@ -114,7 +115,7 @@ func (s *Server) Deliver(clientID, channel string, data any, opts ...PublishOpti
 		s.deliverTo(sess, msg)
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
 	if owner := s.remoteOwner(ctx, clientID); owner != "" {
 		return s.cluster.send(ctx, owner, &nodeMsg{T: "deliver", ID: clientID, From: s.cluster.self, Items: rawItems([][]byte{msg})})
@@ -125,7 +126,7 @@ func (s *Server) Deliver(clientID, channel string, data any, opts ...PublishOpti
 // deliverTo queues msg for sess, ending the session if it is too slow.
 func (s *Server) deliverTo(sess *Session, msg []byte) {
 	if !sess.enqueue(msg) {
-		go s.end(sess, EndSlow)
+		s.crew.spawn(func() { s.end(sess, EndSlow) })
 	}
 }
 
@@ -179,13 +180,13 @@ func (s *Server) HandleService(pattern string, h ServiceHandler) error {
 // Disconnect ends a client's session as if it had disconnected: its held
 // connect is answered, its socket closed, and its next message gets
 // "401::Unknown client" with advice to handshake again. In a cluster the
-// client may be on any node.
-func (s *Server) Disconnect(clientID string) error {
+// client may be on any node: ctx bounds the look-up and the hand-over.
+func (s *Server) Disconnect(ctx context.Context, clientID string) error {
 	if sess := s.sessions.get(clientID); sess != nil {
 		s.end(sess, EndServer)
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
 	if owner := s.remoteOwner(ctx, clientID); owner != "" {
 		return s.cluster.send(ctx, owner, &nodeMsg{T: "disconnect", ID: clientID, From: s.cluster.self})

@@ -1,6 +1,7 @@
 package bayeux
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"strings"
@@ -48,7 +49,7 @@ func benchServer(b *testing.B, n int, pattern string) (*Server, []*Session) {
 	for i := range sessions {
 		sessions[i] = srv.allocSession()
 		srv.register(sessions[i])
-		if err := srv.subscribeSession(sessions[i], pattern); err != nil {
+		if err := srv.subscribeSession(context.Background(), sessions[i], pattern); err != nil {
 			b.Fatal(err)
 		}
 	}

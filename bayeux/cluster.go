@@ -157,7 +157,7 @@ func (s *Server) onNodeMessage(b []byte) {
 		if m.Sock {
 			s.remoteSocket(&m).enqueue(&m)
 		} else {
-			go s.serveForwarded(&m)
+			s.crew.spawn(func() { s.serveForwarded(&m) })
 		}
 	case "resp":
 		if ch, ok := c.pending.Load(m.ID); ok {
@@ -173,7 +173,7 @@ func (s *Server) onNodeMessage(b []byte) {
 		}
 	case "close":
 		if ws, ok := c.locals.Load(m.ID); ok {
-			go ws.(*wsConn).close(m.Code, m.Text)
+			s.crew.spawn(func() { ws.(*wsConn).close(m.Code, m.Text) })
 		}
 	case "deliver":
 		if sess := s.sessions.get(m.ID); sess != nil {
@@ -183,11 +183,11 @@ func (s *Server) onNodeMessage(b []byte) {
 		}
 	case "disconnect":
 		if sess := s.sessions.get(m.ID); sess != nil {
-			go s.end(sess, EndServer)
+			s.crew.spawn(func() { s.end(sess, EndServer) })
 		}
 	case "sockclose":
 		if rs, ok := c.remotes.Load(m.From + "/" + m.ID); ok {
-			go rs.(*remoteSocket).close(closeAbnormal, "")
+			s.crew.spawn(func() { rs.(*remoteSocket).close(closeAbnormal, "") })
 		}
 	default:
 		s.log.Warn("cluster: unknown node message", "type", m.T)
@@ -299,8 +299,10 @@ func (rs *remoteSocket) enqueue(m *nodeMsg) {
 	start := !rs.running
 	rs.running = true
 	rs.mu.Unlock()
-	if start {
-		go rs.work()
+	if start && !rs.srv.crew.spawn(rs.work) {
+		rs.mu.Lock()
+		rs.running = false
+		rs.mu.Unlock()
 	}
 }
 
@@ -339,21 +341,20 @@ func (rs *remoteSocket) work() {
 func (c *wsConn) forwardFrame(owner string, frame []byte) error {
 	s := c.srv
 	cl := s.cluster
+	c.remoteMu.Lock()
+	if c.gone {
+		c.remoteMu.Unlock()
+		return errConnClosed
+	}
 	if c.remoteID == "" {
 		c.remoteID = newRequestID()
 		cl.locals.Store(c.remoteID, c)
-		prev := c.onClose
-		c.onClose = func() {
-			prev()
-			cl.locals.Delete(c.remoteID)
-			c.tellOwners()
-		}
 	}
-	c.remoteMu.Lock()
 	if c.owners == nil {
 		c.owners = map[string]bool{}
 	}
 	c.owners[owner] = true
+	id := c.remoteID
 	c.remoteMu.Unlock()
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	defer cancel()
@@ -361,7 +362,7 @@ func (c *wsConn) forwardFrame(owner string, frame []byte) error {
 	if c.req != nil {
 		header = c.req.Header
 	}
-	return cl.send(ctx, owner, &nodeMsg{T: "req", ID: c.remoteID, From: cl.self, Sock: true,
+	return cl.send(ctx, owner, &nodeMsg{T: "req", ID: id, From: cl.self, Sock: true,
 		Batches: []string{string(frame)}, Header: header, Remote: c.remote})
 }
 
@@ -369,7 +370,7 @@ func (c *wsConn) forwardFrame(owner string, frame []byte) error {
 // now serves a session of this node).
 func (c *wsConn) tellOwners() {
 	c.remoteMu.Lock()
-	owners := c.owners
+	owners, id := c.owners, c.remoteID
 	c.owners = nil
 	c.remoteMu.Unlock()
 	if len(owners) == 0 {
@@ -379,14 +380,13 @@ func (c *wsConn) tellOwners() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	for node := range owners {
-		_ = cl.send(ctx, node, &nodeMsg{T: "sockclose", ID: c.remoteID, From: cl.self})
+		_ = cl.send(ctx, node, &nodeMsg{T: "sockclose", ID: id, From: cl.self})
 	}
 }
 
 // clusterLoop keeps this node's session claims alive and reports its
 // counts every second.
 func (s *Server) clusterLoop() {
-	defer s.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	ttl := s.claimTTL()

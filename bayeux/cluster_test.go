@@ -339,7 +339,7 @@ func TestClusterUnknownSession(t *testing.T) {
 func TestClusterDeliverAndDisconnect(t *testing.T) {
 	nodes := newTestCluster(t, 2, Config{})
 	id := nodes[0].handshake(t)
-	if err := nodes[1].Deliver(id, "/direct", "via node 1", WithExt(`{"k":1}`)); err != nil {
+	if err := nodes[1].Deliver(t.Context(), id, "/direct", "via node 1", WithExt(`{"k":1}`)); err != nil {
 		t.Fatal(err)
 	}
 	owner := nodes[0].Session(id)
@@ -348,11 +348,11 @@ func TestClusterDeliverAndDisconnect(t *testing.T) {
 	if m := r.Get(`#(channel=="/direct")`); m.Get("data").String() != "via node 1" || m.Get("ext.k").Int() != 1 {
 		t.Fatalf("delivery from another node: %s", r.Raw)
 	}
-	if err := nodes[1].Disconnect(id); err != nil {
+	if err := nodes[1].Disconnect(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, func() bool { return nodes[0].Session(id) == nil })
-	if err := nodes[1].Deliver("nope", "/x", 1); err == nil {
+	if err := nodes[1].Deliver(t.Context(), "nope", "/x", 1); err == nil {
 		t.Fatal("Deliver to an unknown client succeeded")
 	}
 }

@@ -252,7 +252,7 @@ func TestServerPublishAPI(t *testing.T) {
 	if err := ts.Publish(ctx, "/news/not-bob", 3, Excluding(bob)); err != nil {
 		t.Fatal(err)
 	}
-	if err := ts.Deliver(bob, "/direct", "just bob"); err != nil {
+	if err := ts.Deliver(t.Context(), bob, "/direct", "just bob"); err != nil {
 		t.Fatal(err)
 	}
 	var rejected *RejectedError
@@ -261,10 +261,10 @@ func TestServerPublishAPI(t *testing.T) {
 			t.Errorf("Publish(%s) = %v, want a RejectedError", ch, err)
 		}
 	}
-	if err := ts.Deliver("nope", "/x", 1); err == nil {
+	if err := ts.Deliver(t.Context(), "nope", "/x", 1); err == nil {
 		t.Error("Deliver to an unknown client succeeded")
 	}
-	if err := ts.Deliver(bob, "/meta/connect", 1); !asRejected(err, &rejected) {
+	if err := ts.Deliver(t.Context(), bob, "/meta/connect", 1); !asRejected(err, &rejected) {
 		t.Errorf("Deliver to a meta channel = %v, want a RejectedError", err)
 	}
 	got := func(id string) string {
@@ -369,7 +369,7 @@ func TestCountsAndDisconnect(t *testing.T) {
 	if n := len(ts.Recipients("/even/x")); n != 50 {
 		t.Fatalf("recipients of /even/x: %d", n)
 	}
-	if err := ts.Disconnect(ids[0]); err != nil {
+	if err := ts.Disconnect(t.Context(), ids[0]); err != nil {
 		t.Fatal(err)
 	}
 	if ts.Sessions() != 99 || ts.Subscribers("/all") != 99 || ts.Subscribers("/even/*") != 49 {

@@ -39,7 +39,7 @@ func (s *Server) fanout(p *Publication, identities func(Identity) bool) {
 		}
 		if !sess.enqueue(out) {
 			s.log.Warn("dropping slow consumer", "clientId", sess.id, "maxQueueBytes", s.cfg.MaxQueueBytes)
-			go s.end(sess, EndSlow)
+			s.crew.spawn(func() { s.end(sess, EndSlow) })
 		}
 	}
 	clear(subs)

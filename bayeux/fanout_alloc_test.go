@@ -6,6 +6,7 @@
 package bayeux
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"testing"
@@ -23,7 +24,7 @@ func TestFanoutAllocatesNothingPerRecipient(t *testing.T) {
 	for i := range sessions {
 		sessions[i] = srv.allocSession()
 		srv.register(sessions[i])
-		if err := srv.subscribeSession(sessions[i], "/a/*"); err != nil {
+		if err := srv.subscribeSession(context.Background(), sessions[i], "/a/*"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -337,7 +337,7 @@ func (x *exchange) subscribe(m *Message, subscribe bool) {
 				continue
 			}
 			if subscribe {
-				if err := s.subscribeSession(sess, ch); errors.Is(err, errTooManySubs) {
+				if err := s.subscribeSession(x.ctx, sess, ch); errors.Is(err, errTooManySubs) {
 					r.Error = errTooManySubscriptions(ch, s.cfg.MaxSubscriptions)
 					break
 				} else if err != nil {
@@ -358,12 +358,12 @@ func (x *exchange) subscribe(m *Message, subscribe bool) {
 var errTooManySubs = errors.New("bayeux: too many subscriptions")
 
 // subscribeSession subscribes sess to pattern; subscribing twice is a no-op.
-func (s *Server) subscribeSession(sess *Session, pattern string) error {
+func (s *Server) subscribeSession(ctx context.Context, sess *Session, pattern string) error {
 	pattern = strings.Clone(pattern) // it outlives the request buffer
 	if added, err := sess.addSubscription(pattern, s.cfg.MaxSubscriptions); !added {
 		return err
 	}
-	if err := s.acquire(s.ctx, pattern); err != nil {
+	if err := s.acquire(ctx, pattern); err != nil {
 		sess.removeSubscription(pattern)
 		return err
 	}

@@ -34,7 +34,7 @@ type Server struct {
 
 	ctx    context.Context // done when the server shuts down
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // background goroutines
+	crew   *crew // every goroutine of the server
 
 	connsMu sync.Mutex
 	conns   map[*socket]struct{} // open WebSockets, closed at shutdown
@@ -64,6 +64,7 @@ func New(cfg Config) (*Server, error) {
 		sessions: newSessionTable(),
 		ctx:      ctx,
 		cancel:   cancel,
+		crew:     newCrew(),
 		conns:    make(map[*socket]struct{}),
 		local:    locals{subs: channels.NewIndex[*localSub]()},
 		interest: newInterest(),
@@ -101,15 +102,12 @@ func New(cfg Config) (*Server, error) {
 		cancel()
 		return nil, fmt.Errorf("bayeux: starting engine: %w", err)
 	}
-	s.wg.Add(1)
-	go s.collect()
+	s.crew.spawn(s.collect)
 	if cfg.Ping > 0 {
-		s.wg.Add(1)
-		go s.pinger()
+		s.crew.spawn(s.pinger)
 	}
 	if s.cluster != nil {
-		s.wg.Add(1)
-		go s.clusterLoop()
+		s.crew.spawn(s.clusterLoop)
 	}
 	return s, nil
 }
@@ -271,13 +269,13 @@ func (s *Server) end(sess *Session, why EndReason) {
 		s.unindex(sess, pattern)
 	}
 	if s.cluster != nil {
-		go func() {
+		s.crew.spawn(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			if err := s.cluster.ReleaseSession(ctx, sess.id); err != nil {
 				s.log.Debug("cluster: releasing a session", "clientId", sess.id, "err", err)
 			}
-		}()
+		})
 	}
 	s.log.Debug("session ended", "clientId", sess.id, "reason", why.String())
 	if f := s.cfg.Events.Disconnect; f != nil {
@@ -304,7 +302,6 @@ func (s *Server) unindex(sess *Session, pattern string) {
 // collect ends sessions whose client has stopped connecting for twice the
 // timeout, like faye.
 func (s *Server) collect() {
-	defer s.wg.Done()
 	every := min(max(s.cfg.Timeout/2, 100*time.Millisecond), 10*time.Second)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -345,7 +342,6 @@ const massExpiry = 10000
 // pong moves their read deadline). One goroutine does it for all sockets, a few
 // workers wide, rather than a timer per socket.
 func (s *Server) pinger() {
-	defer s.wg.Done()
 	t := time.NewTicker(s.cfg.Ping)
 	defer t.Stop()
 	for {
@@ -385,12 +381,15 @@ func (s *Server) pinger() {
 	}
 }
 
-// Shutdown drains the server: held connects are answered, WebSockets are
-// closed with 1001 (going away), EventSource streams end, and the engine is
-// closed. New requests get 503. Call it before http.Server.Shutdown, which
-// otherwise waits for held long-polls to time out.
+// Shutdown drains the server: held connects are answered, WebSockets
+// (this node's, and on a cluster those of other nodes whose sessions live
+// here) are closed with 1001 (going away), EventSource streams end, every
+// goroutine of the server returns, and the engine is closed. New requests
+// get 503. Call it before http.Server.Shutdown, which otherwise waits for
+// held long-polls to time out. It returns ctx's error if ctx ends first.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.cancel() // wakes held long-polls and EventSource streams
+	s.cancel() // wakes held long-polls and EventSource streams, ends the loops
+	s.crew.stop()
 	s.connsMu.Lock()
 	conns := make([]*socket, 0, len(s.conns))
 	for c := range s.conns {
@@ -400,12 +399,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range conns {
 		c.shutdown()
 	}
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
+	if s.cluster != nil {
+		s.cluster.remotes.Range(func(_, rs any) bool {
+			rs.(*remoteSocket).shutdown()
+			return true
+		})
+	}
+	if err := s.crew.wait(ctx); err != nil {
+		return err
 	}
 	if err := s.engine.Close(); err != nil {
 		return fmt.Errorf("bayeux: closing engine: %w", err)

@@ -90,8 +90,8 @@ func (c *socket) detach(sess *Session) []byte {
 
 // notify starts a flush unless one is running.
 func (c *socket) notify() {
-	if c.flushing.CompareAndSwap(false, true) {
-		go c.flush()
+	if c.flushing.CompareAndSwap(false, true) && !c.srv.crew.spawn(c.flush) {
+		c.flushing.Store(false) // shutting down
 	}
 }
 
@@ -133,7 +133,7 @@ func (c *socket) writeAll(items [][]byte) error {
 		return nil
 	}
 	if err := c.sink.writeFrames(items); err != nil {
-		go c.close(closeAbnormal, "")
+		c.srv.crew.spawn(func() { c.close(closeAbnormal, "") })
 		return err
 	}
 	return nil
@@ -153,7 +153,7 @@ func (c *socket) end(why EndReason) {
 	if why == EndSlow {
 		code, text = closePolicy, "slow consumer"
 	}
-	go c.close(code, text)
+	c.srv.crew.spawn(func() { c.close(code, text) })
 }
 
 // shutdown answers the held connect, then closes with 1001 (going away).

@@ -27,11 +27,14 @@ type wsConn struct {
 	wmu      sync.Mutex   // serialises frames
 	deadline time.Time    // the write deadline set last; guarded by wmu
 
+	release func() // gives back the connection's slot (MaxConnectionsPerIP)
+
 	// In a cluster: the id under which frames for sessions owned by other
-	// nodes are forwarded, and those nodes.
-	remoteID string
+	// nodes are forwarded, and those nodes; gone once the socket closed.
 	remoteMu sync.Mutex
+	remoteID string
 	owners   map[string]bool
+	gone     bool
 }
 
 // serveWebSocket upgrades r and starts reading the socket; done is called
@@ -45,14 +48,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, done fun
 		return // the upgrader has answered the request
 	}
 	conn.SetReadLimit(s.cfg.MaxMessageSize)
-	c := &wsConn{conn: conn, fc: hj.conn}
-	c.socket = socket{srv: s, sink: c, req: s.keptRequest(r), remote: r.RemoteAddr}
-	c.onClose = func() {
-		s.connsMu.Lock()
-		delete(s.conns, &c.socket)
-		s.connsMu.Unlock()
-		done()
-	}
+	c := &wsConn{conn: conn, fc: hj.conn, release: done}
+	c.socket = socket{srv: s, sink: c, req: s.keptRequest(r), remote: r.RemoteAddr, onClose: c.unregister}
 	s.connsMu.Lock()
 	s.conns[&c.socket] = struct{}{}
 	s.connsMu.Unlock()
@@ -62,6 +59,25 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, done fun
 	}
 	time.AfterFunc(s.cfg.SocketSessionTimeout, c.closeIfSessionless)
 	c.startReading()
+}
+
+// unregister runs once, when the socket has closed: it leaves the server's
+// sockets and the cluster's forwarding table (telling the nodes it
+// forwarded to), and gives back its connection slot.
+func (c *wsConn) unregister() {
+	s := c.srv
+	s.connsMu.Lock()
+	delete(s.conns, &c.socket)
+	s.connsMu.Unlock()
+	c.remoteMu.Lock()
+	c.gone = true
+	id := c.remoteID
+	c.remoteMu.Unlock()
+	if id != "" {
+		s.cluster.locals.Delete(id)
+		c.tellOwners()
+	}
+	c.release()
 }
 
 // closeIfSessionless closes the socket unless it carries a session, its
@@ -93,7 +109,7 @@ func (c *wsConn) startReading() {
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
 	})
-	go c.read()
+	c.srv.crew.spawn(c.read)
 }
 
 // read waits for a frame, reads and handles it, then hands reading over to
@@ -117,8 +133,8 @@ func (c *wsConn) read() {
 	}
 	c.lastRead.Store(time.Now().UnixNano())
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
-	if c.handleFrame(data) {
-		go c.read()
+	if c.handleFrame(data) && !c.srv.crew.spawn(c.read) {
+		c.close(closeGoingAway, "server shutting down")
 	}
 }
 

@@ -149,7 +149,7 @@ func (h *handler) deliver(w http.ResponseWriter, r *http.Request) error {
 		return &apiError{status: http.StatusUnprocessableEntity, code: codeRejected,
 			message: "403:" + d.Channel + ":Forbidden channel"}
 	}
-	if err := h.srv.Deliver(id, d.Channel, d.Data); err != nil {
+	if err := h.srv.Deliver(r.Context(), id, d.Channel, d.Data); err != nil {
 		return fmt.Errorf("delivering on %s to %s: %w", d.Channel, id, err)
 	}
 	writeJSON(w, http.StatusOK, result{OK: true})
@@ -160,7 +160,7 @@ func (h *handler) deliver(w http.ResponseWriter, r *http.Request) error {
 // client is told to handshake again.
 func (h *handler) disconnect(w http.ResponseWriter, r *http.Request) error {
 	id := mux.Vars(r)["clientId"]
-	if err := h.srv.Disconnect(id); err != nil {
+	if err := h.srv.Disconnect(r.Context(), id); err != nil {
 		return fmt.Errorf("disconnecting %s: %w", id, err)
 	}
 	writeJSON(w, http.StatusOK, result{OK: true})

@@ -267,7 +267,7 @@ func TestRecoveryAfterUnknownClient(t *testing.T) {
 			old := c.ClientID()
 			states.waitFor(t, client.StateConnected, old)
 			// The server forgets the session (as after a restart or a GC).
-			if err := bs.Disconnect(old); err != nil {
+			if err := bs.Disconnect(t.Context(), old); err != nil {
 				t.Fatal(err)
 			}
 			states.waitFor(t, client.StateDisconnected, "")

@@ -209,7 +209,7 @@ func (rs *rooms) run(ctx context.Context, srv *bayeux.Server, log *slog.Logger) 
 			}
 		case w := <-rs.greet:
 			n := srv.Subscribers("/chat/" + w.room)
-			if err := srv.Deliver(w.clientID, "/members/"+w.room, count{n}); err != nil {
+			if err := srv.Deliver(ctx, w.clientID, "/members/"+w.room, count{n}); err != nil {
 				log.Debug("sending member count", "room", w.room, "err", err)
 			}
 		}
