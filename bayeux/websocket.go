@@ -1,7 +1,6 @@
 package bayeux
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,22 +9,18 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-)
 
-// maxFrameBytes bounds one outgoing frame; a longer queue goes out in
-// several frames.
-const maxFrameBytes = 1 << 20
+	"github.com/bayou-pubsub/bayou/internal/wsconn"
+)
 
 // wsConn is a WebSocket on this node: the frame sink of a socket, and the
 // read loop that feeds the socket's messages to the server. The read loop
 // runs in its own goroutine, outside the HTTP handler.
 type wsConn struct {
 	socket
-	conn     *websocket.Conn
-	fc       *frameConn   // what conn reads from
-	lastRead atomic.Int64 // unix nanoseconds of the last frame received
-	wmu      sync.Mutex   // serialises frames
-	deadline time.Time    // the write deadline set last; guarded by wmu
+	conn     *websocket.Conn // parses the frames read from wc
+	wc       *wsconn.Conn    // the connection: the one writer of every frame
+	lastRead atomic.Int64    // unix nanoseconds of the last frame received
 
 	release func() // gives back the connection's slot (MaxConnectionsPerIP)
 
@@ -40,7 +35,7 @@ type wsConn struct {
 // serveWebSocket upgrades r and starts reading the socket; done is called
 // once the socket is closed (or the upgrade failed).
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, done func()) {
-	hj := &hijacker{ResponseWriter: w}
+	hj := &wsconn.Hijacker{ResponseWriter: w, WriteTimeout: s.cfg.WriteTimeout}
 	conn, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		done()
@@ -48,7 +43,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, done fun
 		return // the upgrader has answered the request
 	}
 	conn.SetReadLimit(s.cfg.MaxMessageSize)
-	c := &wsConn{conn: conn, fc: hj.conn, release: done}
+	c := &wsConn{conn: conn, wc: hj.Conn, release: done}
 	c.socket = socket{srv: s, sink: c, req: s.keptRequest(r), remote: r.RemoteAddr, onClose: c.unregister}
 	s.connsMu.Lock()
 	s.conns[&c.socket] = struct{}{}
@@ -102,12 +97,24 @@ func (c *wsConn) readTimeout() time.Duration {
 	return 2*c.srv.cfg.Timeout + 5*time.Second
 }
 
-// startReading sets the socket's read deadline and pong handler, and starts
-// reading. (The server's pinger pings every socket.)
+// startReading sets the socket's read deadline and control frame handlers,
+// and starts reading. (The server's pinger pings every socket.) The
+// handlers answer through wc, so that the WebSocket library never writes.
 func (c *wsConn) startReading() {
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
+	})
+	c.conn.SetPingHandler(func(data string) error {
+		_ = c.wc.Pong([]byte(data)) // a failed write shows in the next read
+		return nil
+	})
+	c.conn.SetCloseHandler(func(code int, _ string) error {
+		if code == websocket.CloseNoStatusReceived {
+			code = closeNormal
+		}
+		c.close(code, "") // echo the code, as the protocol asks
+		return nil
 	})
 	c.srv.crew.spawn(c.read)
 }
@@ -115,11 +122,11 @@ func (c *wsConn) startReading() {
 // read waits for a frame, reads and handles it, then hands reading over to
 // a new goroutine. Handling needs a deep stack, and so does the WebSocket
 // reader, and a goroutine keeps the stack it once needed while it waits: so
-// an idle socket waits for readability with a shallow call (frameConn) in a
+// an idle socket waits for readability with a shallow call (wsconn) in a
 // fresh goroutine, at the smallest stack. Frames are still handled one at a
 // time, in order.
 func (c *wsConn) read() {
-	err := c.fc.waitReadable()
+	err := c.wc.WaitReadable()
 	var data []byte
 	if err == nil {
 		_, data, err = c.conn.ReadMessage()
@@ -183,84 +190,15 @@ func (c *wsConn) handleFrame(data []byte) bool {
 	return true
 }
 
-// writeFrames sends items as JSON-array frames of at most maxFrameBytes (a
-// single larger item goes alone). Each frame (header and payload) is built
-// in one pooled buffer and written to the connection with one write. Data
-// frames bypass the WebSocket library's writer, which copies them again and,
-// past its buffer, splits them into several writes; control frames (pings,
-// close) still go through it. A write on a TCP connection is never
-// interleaved with another, so frames stay whole.
-func (c *wsConn) writeFrames(items [][]byte) error {
-	bp := framePool.Get().(*[]byte)
-	defer func() {
-		if cap(*bp) <= 2*maxFrameBytes {
-			framePool.Put(bp)
-		}
-	}()
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.refreshWriteDeadline()
-	for len(items) > 0 {
-		n, size := 1, len(items[0])
-		for n < len(items) && size+len(items[n]) <= maxFrameBytes {
-			size += len(items[n])
-			n++
-		}
-		if _, err := c.fc.Conn.Write(textFrame(bp, items[:n])); err != nil {
-			return err
-		}
-		items = items[n:]
-	}
-	return nil
-}
-
-// textFrame builds in *bp an unmasked, final text frame whose payload is
-// the JSON array of items, and returns it.
-func textFrame(bp *[]byte, items [][]byte) []byte {
-	const room = 10 // the longest header
-	b := appendArray(append((*bp)[:0], make([]byte, room)...), items)
-	*bp = b
-	n := len(b) - room
-	var h []byte
-	switch {
-	case n < 126:
-		h = b[room-2 : room]
-		h[1] = byte(n)
-	case n < 1<<16:
-		h = b[room-4 : room]
-		h[1] = 126
-		binary.BigEndian.PutUint16(h[2:], uint16(n))
-	default:
-		h = b[:room]
-		h[1] = 127
-		binary.BigEndian.PutUint64(h[2:], uint64(n))
-	}
-	h[0] = 0x81 // FIN, text
-	return b[room-len(h):]
-}
-
-// framePool holds the buffers frames are built in.
-var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// refreshWriteDeadline moves the write deadline WriteTimeout ahead, but only
-// once half of it has passed: setting a deadline takes a lock in the runtime,
-// too costly on every flush. c.wmu must be held.
-func (c *wsConn) refreshWriteDeadline() {
-	now := time.Now()
-	timeout := c.srv.cfg.WriteTimeout
-	if c.deadline.Sub(now) > timeout/2 {
-		return
-	}
-	c.deadline = now.Add(timeout)
-	_ = c.conn.SetWriteDeadline(c.deadline)
-}
+// writeFrames sends items as JSON-array frames.
+func (c *wsConn) writeFrames(items [][]byte) error { return c.wc.WriteItems(items) }
 
 // sendPing sends a ping frame; the pong moves the read deadline.
 func (c *wsConn) sendPing() {
 	if c.closed.Load() {
 		return
 	}
-	if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.srv.cfg.WriteTimeout)); err != nil {
+	if err := c.wc.Ping(); err != nil {
 		c.close(closeAbnormal, "")
 	}
 }
@@ -268,10 +206,8 @@ func (c *wsConn) sendPing() {
 // shut sends a close frame (unless the connection is already broken) and
 // closes the connection.
 func (c *wsConn) shut(code int, text string) {
-	if code != closeAbnormal {
-		c.wmu.Lock()
-		_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-		c.wmu.Unlock()
+	if code == closeAbnormal {
+		code, text = 0, ""
 	}
-	_ = c.conn.Close()
+	_ = c.wc.Shut(code, text)
 }

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package bayeux
+package wsconn
 
 // canPeek reports whether readable works on this system: elsewhere an idle
 // socket waits inside the WebSocket reader.

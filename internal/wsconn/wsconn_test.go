@@ -1,4 +1,4 @@
-package bayeux
+package wsconn
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"testing"
+	"time"
 )
 
 // chunkConn is a net.Conn whose reads return the given chunks in order.
@@ -73,7 +74,7 @@ func TestFrameConnHandsOverOneFrameAtATime(t *testing.T) {
 				chunks[i] = append([]byte(nil), tt.chunks[i]...)
 			}
 			cc := &chunkConn{chunks: chunks}
-			fc := newFrameConn(cc)
+			fc := New(cc, time.Second)
 			handed := 0
 			for i, want := range frames {
 				var got []byte
@@ -91,12 +92,12 @@ func TestFrameConnHandsOverOneFrameAtATime(t *testing.T) {
 				}
 				// Bytes taken from the connection but not handed over must
 				// show as pending, or a wait for readability would strand them.
-				if cc.read > handed && !fc.pending() {
-					t.Fatalf("after frame %d: %d bytes read ahead but pending() is false", i, cc.read-handed)
+				if cc.read > handed && !fc.Pending() {
+					t.Fatalf("after frame %d: %d bytes read ahead but Pending() is false", i, cc.read-handed)
 				}
 			}
-			if fc.pending() {
-				t.Fatal("pending() after the last frame")
+			if fc.Pending() {
+				t.Fatal("Pending() after the last frame")
 			}
 		})
 	}
@@ -108,7 +109,7 @@ func TestTextFrame(t *testing.T) {
 	for _, n := range []int{0, 1, 123, 124, 200, 65531, 65532, 70000} {
 		item := []byte(`"` + string(bytes.Repeat([]byte{'x'}, n)) + `"`)
 		bp := new([]byte)
-		f := textFrame(bp, [][]byte{item})
+		f := TextFrame(bp, [][]byte{item})
 		payload := len(item) + 2 // the array brackets
 		var hdr int
 		switch {
@@ -131,5 +132,78 @@ func TestTextFrame(t *testing.T) {
 		if f[0] != 0x81 || len(f) != hdr+payload || string(f[hdr:]) != "["+string(item)+"]" {
 			t.Fatalf("payload %d: frame of %d bytes starting % x", payload, len(f), f[:hdr])
 		}
+	}
+}
+
+// TestOneWriter writes data, ping and pong frames from many goroutines,
+// then a close frame, and reads them back whole: every byte goes through
+// one writer, so frames never interleave.
+func TestOneWriter(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	c := New(server, 5*time.Second)
+	const writers, each = 8, 50
+	frames := make(chan []byte, writers*each*3+1)
+	go func() {
+		defer close(frames)
+		for {
+			var h [2]byte
+			if _, err := io.ReadFull(client, h[:]); err != nil {
+				return
+			}
+			n := int(h[1] & 0x7f)
+			switch n {
+			case 126:
+				var l [2]byte
+				_, _ = io.ReadFull(client, l[:])
+				n = int(binary.BigEndian.Uint16(l[:]))
+			case 127:
+				var l [8]byte
+				_, _ = io.ReadFull(client, l[:])
+				n = int(binary.BigEndian.Uint64(l[:]))
+			}
+			body := make([]byte, n)
+			if _, err := io.ReadFull(client, body); err != nil {
+				return
+			}
+			frames <- append([]byte{h[0]}, body...)
+		}
+	}()
+	done := make(chan struct{})
+	for w := range writers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			item := bytes.Repeat([]byte{'a' + byte(w)}, 200+w)
+			for range each {
+				if c.WriteItems([][]byte{item}) != nil || c.Ping() != nil || c.Pong([]byte("p")) != nil {
+					t.Error("write failed")
+					return
+				}
+			}
+		}()
+	}
+	for range writers {
+		<-done
+	}
+	if err := c.Shut(1001, "going away"); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[byte]int{}
+	var last []byte
+	for f := range frames {
+		counts[f[0]]++
+		last = f
+		if f[0] == 0x81 {
+			body := f[1:]
+			if body[0] != '[' || body[len(body)-1] != ']' || bytes.Count(body, body[1:2]) != len(body)-2 {
+				t.Fatalf("a data frame is not whole: %q", body)
+			}
+		}
+	}
+	if counts[0x81] != writers*each || counts[0x89] != writers*each || counts[0x8a] != writers*each || counts[0x88] != 1 {
+		t.Fatalf("frames by first byte: %v", counts)
+	}
+	if last[0] != 0x88 || binary.BigEndian.Uint16(last[1:]) != 1001 || string(last[3:]) != "going away" {
+		t.Fatalf("last frame % x", last)
 	}
 }

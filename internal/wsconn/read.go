@@ -1,4 +1,4 @@
-package bayeux
+package wsconn
 
 import (
 	"bufio"
@@ -7,29 +7,34 @@ import (
 	"net/http"
 	"sync"
 	"syscall"
+	"time"
 )
 
-// frameConn is the connection a WebSocket reads from. It hands the
-// WebSocket reader at most the rest of the current frame per read, so the
-// reader never buffers bytes of a frame it has not reached: once it returned
-// a message, every byte not yet handled is here, where the server can see
-// it (pending). The server can then wait for an idle socket to become
-// readable with a shallow call instead of parking inside the WebSocket
-// reader, whose deep stack every idle connection would otherwise keep.
-// Bytes read ahead sit in a pooled buffer, held only while there are some.
-type frameConn struct {
+// Conn is a hijacked server WebSocket connection. Its Read hands the
+// WebSocket library at most the rest of the current frame, so the library
+// never buffers bytes of a frame it has not reached: once it returned a
+// message, every byte not yet handled is here, where the server can see it
+// (Pending) and wait for more with WaitReadable. Bytes read ahead sit in a
+// pooled buffer, held only while there are some. Reading is done by one
+// goroutine at a time; writing (write.go) by any, serialised.
+type Conn struct {
 	net.Conn
 	raw  syscall.RawConn // to wait for readability; nil when not available
 	buf  *[]byte         // read-ahead bytes, from readPool; nil when none
 	r, w int             // unread bytes are (*buf)[r:w]
 	left int64           // bytes of the current frame not yet handed over; 0 at a boundary
+
+	wmu      sync.Mutex
+	timeout  time.Duration // bound of every write
+	deadline time.Time     // the write deadline set last; guarded by wmu
 }
 
-// readPool holds frameConn read-ahead buffers.
+// readPool holds Conn read-ahead buffers.
 var readPool = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 
-func newFrameConn(c net.Conn) *frameConn {
-	f := &frameConn{Conn: c}
+// New returns c as a Conn whose writes are each bounded by writeTimeout.
+func New(c net.Conn, writeTimeout time.Duration) *Conn {
+	f := &Conn{Conn: c, timeout: writeTimeout}
 	if sc, ok := c.(syscall.Conn); ok && canPeek {
 		f.raw, _ = sc.SyscallConn()
 	}
@@ -37,7 +42,7 @@ func newFrameConn(c net.Conn) *frameConn {
 }
 
 // Read hands over bytes of the current frame only.
-func (f *frameConn) Read(p []byte) (int, error) {
+func (f *Conn) Read(p []byte) (int, error) {
 	if f.left == 0 {
 		if err := f.header(); err != nil {
 			return 0, err
@@ -63,7 +68,7 @@ func (f *frameConn) Read(p []byte) (int, error) {
 
 // header reads ahead the next frame's header and sets left to the frame's
 // whole length (header and payload).
-func (f *frameConn) header() error {
+func (f *Conn) header() error {
 	if err := f.fill(2); err != nil {
 		return err
 	}
@@ -96,7 +101,7 @@ func (f *frameConn) header() error {
 }
 
 // fill reads until at least n bytes are read ahead.
-func (f *frameConn) fill(n int) error {
+func (f *Conn) fill(n int) error {
 	if f.buf == nil {
 		f.buf = readPool.Get().(*[]byte)
 		f.r, f.w = 0, 0
@@ -115,33 +120,35 @@ func (f *frameConn) fill(n int) error {
 	return nil
 }
 
-// pending reports whether bytes are read ahead, so that reading the next
+// Pending reports whether bytes are read ahead, so that reading the next
 // message will not wait for the network.
-func (f *frameConn) pending() bool { return f.buf != nil }
+func (f *Conn) Pending() bool { return f.buf != nil }
 
-// waitReadable returns when the connection has bytes to read (or is closed
+// WaitReadable returns when the connection has bytes to read (or is closed
 // or broken), or its read deadline passed (an error). It parks on the
 // network poller directly. The poller only reports data that arrives while
 // it waits, so the socket is peeked at first.
-func (f *frameConn) waitReadable() error {
-	if f.raw == nil || f.pending() {
+func (f *Conn) WaitReadable() error {
+	if f.raw == nil || f.Pending() {
 		return nil
 	}
 	return f.raw.Read(readable)
 }
 
-// hijacker gives the WebSocket upgrader a frameConn instead of the bare
-// connection.
-type hijacker struct {
+// Hijacker is the http.ResponseWriter to give the WebSocket upgrader: its
+// Hijack hands over the connection as a Conn, kept in Conn.
+type Hijacker struct {
 	http.ResponseWriter
-	conn *frameConn
+	WriteTimeout time.Duration // of the Conn
+	Conn         *Conn         // set by Hijack
 }
 
-func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+// Hijack takes over the connection.
+func (h *Hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
 	}
-	h.conn = newFrameConn(c)
-	return h.conn, rw, nil
+	h.Conn = New(c, h.WriteTimeout)
+	return h.Conn, rw, nil
 }

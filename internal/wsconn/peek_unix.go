@@ -1,6 +1,6 @@
 //go:build unix
 
-package bayeux
+package wsconn
 
 import "syscall"
 
