@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/bayou-pubsub/bayou/channels"
 )
 
 var benchPublish = []byte(`[{"channel":"/chat/room-42","data":{"user":"ana","text":"hello, everyone in the room","seq":12345},"clientId":"kpxlpe1y3vpqfd4ckhvnfxbsuy3dtwh","id":"1a"}]`)
@@ -29,7 +31,7 @@ func BenchmarkEncodeDelivery(b *testing.B) {
 }
 
 func BenchmarkEncodeReply(b *testing.B) {
-	r := Reply{ID: `"1a"`, ClientID: "kpxlpe1y3vpqfd4ckhvnfxbsuy3dtwh", Channel: metaConnect, Successful: true,
+	r := Reply{ID: `"1a"`, ClientID: "kpxlpe1y3vpqfd4ckhvnfxbsuy3dtwh", Channel: channels.MetaConnect, Successful: true,
 		Advice: &Advice{Reconnect: "retry", Timeout: 25000, HasTimeout: true}}
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/bayou-pubsub/bayou/channels"
 )
 
 // In a cluster a session lives on the node that created it (its owner):
@@ -94,7 +96,7 @@ func (s *Server) ownerElsewhere(ctx context.Context, msgs []Message) (string, er
 	}
 	for i := range msgs {
 		m := &msgs[i]
-		if m.ClientID == "" || m.Channel == metaHandshake {
+		if m.ClientID == "" || m.Channel == channels.MetaHandshake {
 			continue
 		}
 		if s.sessions.get(m.ClientID) != nil {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/tidwall/gjson"
+
+	"github.com/bayou-pubsub/bayou/channels"
 )
 
 // funcExt adapts functions to an Extension.
@@ -44,14 +46,14 @@ func (f filterExt) Delivery(ctx context.Context, m *Message) func(*Session, *Mes
 func tokenGuard() Extension {
 	return funcExt{in: func(_ context.Context, m *Message) {
 		switch m.Channel {
-		case metaHandshake:
+		case channels.MetaHandshake:
 			if u := m.ExtString("user"); u != "" {
 				m.Session.SetIdentity(&Identity{User: u, Roles: []string{"member"}})
 			}
 			if m.ExtString("user") == "banned" {
 				m.Error, m.Final = "403::Banned", true
 			}
-		case metaSubscribe:
+		case channels.MetaSubscribe:
 			for _, ch := range m.Subscriptions() {
 				if strings.HasPrefix(ch, "/secret") && m.ExtString("token") != "t" {
 					m.Error = "403::Forbidden"
@@ -99,7 +101,7 @@ func TestRejectedHandshakeAdvice(t *testing.T) {
 	ts := newTestServer(t, Config{Extensions: []Extension{
 		tokenGuard(),
 		funcExt{in: func(_ context.Context, m *Message) {
-			if m.Channel == metaHandshake && m.ExtString("user") == "nobody" {
+			if m.Channel == channels.MetaHandshake && m.ExtString("user") == "nobody" {
 				m.Error = "401::Access denied"
 			}
 		}},
@@ -160,7 +162,7 @@ func TestIdentityStaysServerSide(t *testing.T) {
 
 func TestOutgoingExtensionChangesReplies(t *testing.T) {
 	ts := newTestServer(t, Config{Extensions: []Extension{funcExt{out: func(_ context.Context, r *Reply) {
-		if r.Channel == metaHandshake && r.Successful {
+		if r.Channel == channels.MetaHandshake && r.Successful {
 			r.Ext = `{"welcome":true}`
 		}
 	}}}})

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/bayou-pubsub/bayou/channels"
 )
 
 func TestParseBatch(t *testing.T) {
@@ -100,12 +102,12 @@ func TestReplyEncoding(t *testing.T) {
 		want string
 	}{
 		{Reply{Channel: "/foo", Successful: true}, `{"channel":"/foo","successful":true}`},
-		{Reply{ID: `"1"`, Channel: metaHandshake, Successful: false, version: true, connTypes: true,
+		{Reply{ID: `"1"`, Channel: channels.MetaHandshake, Successful: false, version: true, connTypes: true,
 			Error: "402:version:Missing required parameter", Advice: &Advice{Reconnect: "handshake", Interval: 1000}},
 			`{"id":"1","channel":"/meta/handshake","successful":false,"version":"1.0","supportedConnectionTypes":["long-polling","cross-origin-long-polling","callback-polling","websocket","eventsource"],"error":"402:version:Missing required parameter","advice":{"reconnect":"handshake","interval":1000}}`},
-		{Reply{ID: `9`, ClientID: "c", Channel: metaSubscribe, Subscription: `["/a"]`, Error: "405:/a/*/b:Invalid channel"},
+		{Reply{ID: `9`, ClientID: "c", Channel: channels.MetaSubscribe, Subscription: `["/a"]`, Error: "405:/a/*/b:Invalid channel"},
 			`{"id":9,"clientId":"c","channel":"/meta/subscribe","successful":false,"error":"405:/a/*/b:Invalid channel","subscription":["/a"]}`},
-		{Reply{ClientID: "c", Channel: metaConnect, Successful: true, Advice: &Advice{Reconnect: "retry", Timeout: 25000, HasTimeout: true}},
+		{Reply{ClientID: "c", Channel: channels.MetaConnect, Successful: true, Advice: &Advice{Reconnect: "retry", Timeout: 25000, HasTimeout: true}},
 			`{"clientId":"c","channel":"/meta/connect","successful":true,"advice":{"reconnect":"retry","interval":0,"timeout":25000}}`},
 	}
 	for _, tt := range tests {

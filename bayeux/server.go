@@ -147,29 +147,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Server shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	rt := classify(r, rest)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
-		s.log.Debug("request", "transport", transportOf(r, rest), "method", r.Method, "path", r.URL.Path,
+		s.log.Debug("request", "transport", rt.String(), "method", r.Method, "path", r.URL.Path,
 			"origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
 	}
 	done, ok := s.admit(w, r)
 	if !ok {
 		return
 	}
-	if websocket.IsWebSocketUpgrade(r) {
+	if rt == routeWebSocket {
 		s.serveWebSocket(w, r, done) // done is called when the socket closes
 		return
 	}
 	defer done()
-	switch {
-	case strings.HasSuffix(rest, ".js") || strings.HasSuffix(rest, ".map"):
+	switch rt {
+	case routeClientScript:
 		s.serveClientScript(w, r)
-	case r.Method == http.MethodOptions || r.Header.Get("Access-Control-Request-Method") != "":
+	case routePreflight:
 		s.servePreflight(w, r)
-	case r.Method == http.MethodGet && acceptsEventStream(r):
+	case routeEventSource:
 		s.serveEventSource(w, r, lastSegment(rest))
-	case r.Method == http.MethodGet:
+	case routeCallbackPolling:
 		s.serveJSONP(w, r)
-	case r.Method == http.MethodPost:
+	case routeLongPolling, routeCrossOriginLongPolling:
 		s.servePost(w, r)
 	default:
 		badRequest(w, "Bad request")
@@ -200,59 +201,6 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (done func(), ok 
 // the connection closes after it. Otherwise net/http would wait, with no
 // time limit, to read and discard the rest of the body before answering.
 func unreadBody(w http.ResponseWriter) { w.Header().Set("Connection", "close") }
-
-// transportOf names the transport of a request on the mount, for logs.
-func transportOf(r *http.Request, rest string) string {
-	switch {
-	case websocket.IsWebSocketUpgrade(r):
-		return "websocket"
-	case strings.HasSuffix(rest, ".js") || strings.HasSuffix(rest, ".map"):
-		return "client-script"
-	case r.Method == http.MethodOptions || r.Header.Get("Access-Control-Request-Method") != "":
-		return "cors-preflight"
-	case r.Method == http.MethodGet && acceptsEventStream(r):
-		return "eventsource"
-	case r.Method == http.MethodGet:
-		return "callback-polling"
-	case r.Method == http.MethodPost && r.Header.Get("Origin") != "" && !sameOrigin(r):
-		return "cross-origin-long-polling"
-	}
-	return "long-polling"
-}
-
-// sameOrigin reports whether the request's Origin names the host it was sent to.
-func sameOrigin(r *http.Request) bool {
-	o := r.Header.Get("Origin")
-	if i := strings.Index(o, "://"); i >= 0 {
-		o = o[i+3:]
-	}
-	return o == r.Host
-}
-
-// subpath reports whether path is served by the mount (the mount itself,
-// anything below it, or the mount with an extension such as "/bayeux.js")
-// and returns what follows the mount.
-func (s *Server) subpath(path string) (string, bool) {
-	m := s.cfg.Mount
-	if m == "/" {
-		return path, true
-	}
-	if !strings.HasPrefix(path, m) {
-		return "", false
-	}
-	rest := path[len(m):]
-	if rest == "" || rest[0] == '/' || (rest[0] == '.' && !strings.Contains(rest, "/")) {
-		return rest, true
-	}
-	return "", false
-}
-
-func lastSegment(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[i+1:]
-	}
-	return p
-}
 
 // end destroys a session: its subscriptions are removed, its queue is
 // dropped, its held connect is answered and its stream is closed. It is safe
@@ -286,7 +234,7 @@ func (s *Server) end(sess *Session, why EndReason) {
 // slowReply answers the connect (with id) of a session ended for being too
 // slow: unsuccessful, with advice to handshake again.
 func (s *Server) slowReply(id string) Reply {
-	return Reply{ID: id, Channel: metaConnect, Error: errSlowConsumer, Advice: s.handshakeAdvice()}
+	return Reply{ID: id, Channel: channels.MetaConnect, Error: errSlowConsumer, Advice: s.handshakeAdvice()}
 }
 
 // unindex removes one subscription of sess from the index.

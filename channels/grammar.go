@@ -56,7 +56,7 @@ func (g Grammar) ValidName(s string) bool {
 
 // ValidPattern reports whether s is a wildcard pattern under g: zero or more
 // segments followed by a final segment that is exactly "*" or "**". Plain
-// names are not patterns.
+// names are not channels.
 func (g Grammar) ValidPattern(s string) bool {
 	prefix, ok := cutWildcard(s)
 	return ok && (prefix == "" || validName(g.set(), prefix))

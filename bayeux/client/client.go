@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/bayou-pubsub/bayou/channels"
 )
 
 // State is the connection state of a Client.
@@ -195,7 +197,7 @@ func (c *Client) Close() error {
 
 	if connected {
 		timeout := min(c.opts.requestTimeout, 2*time.Second)
-		m := &Message{Channel: metaDisconnect, ID: c.nextID(), ClientID: sess.id}
+		m := &Message{Channel: channels.MetaDisconnect, ID: c.nextID(), ClientID: sess.id}
 		if p, err := c.start(sess.tr, m, false, timeout); err == nil {
 			if _, err := c.await(c.ctx, p, timeout); err != nil {
 				c.log.Debug("disconnect failed", "err", err)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/bayou-pubsub/bayou/channels"
 )
 
 // run is the connect loop: handshake, then /meta/connect after
@@ -109,7 +111,7 @@ func (c *Client) run() {
 // handshake obtains a new session over HTTP and chooses its transport.
 func (c *Client) handshake() error {
 	m := &Message{
-		Channel:                  metaHandshake,
+		Channel:                  channels.MetaHandshake,
 		ID:                       c.nextID(),
 		Version:                  "1.0",
 		SupportedConnectionTypes: c.opts.transports,
@@ -225,7 +227,7 @@ func (c *Client) connect(immediate bool) (*Message, error) {
 	if tr == nil {
 		return nil, &transportError{errTransportClosed}
 	}
-	m := &Message{Channel: metaConnect, ID: c.nextID(), ClientID: id, ConnectionType: tr.name()}
+	m := &Message{Channel: channels.MetaConnect, ID: c.nextID(), ClientID: id, ConnectionType: tr.name()}
 	timeout := c.opts.requestTimeout
 	if immediate {
 		zero := int64(0)

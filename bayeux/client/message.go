@@ -11,14 +11,6 @@ import (
 )
 
 // Meta channels of the Bayeux protocol.
-const (
-	metaHandshake   = "/meta/handshake"
-	metaConnect     = "/meta/connect"
-	metaSubscribe   = "/meta/subscribe"
-	metaUnsubscribe = "/meta/unsubscribe"
-	metaDisconnect  = "/meta/disconnect"
-)
-
 // Message is one Bayeux message, as sent to or received from the server.
 // Handlers receive deliveries, which carry Channel, Data and, when the
 // publisher set them, ID and Ext. Extensions see every message, including

@@ -170,7 +170,7 @@ func (c *Client) Subscribe(ctx context.Context, pattern string, handler Handler)
 // subscribeLoop makes the first server subscription of e, retrying on
 // transport failures and on a new session, until the server answers.
 func (c *Client) subscribeLoop(e *subEntry) {
-	m := &Message{Channel: metaSubscribe, Subscription: e.pattern, ID: c.nextID()}
+	m := &Message{Channel: channels.MetaSubscribe, Subscription: e.pattern, ID: c.nextID()}
 	for attempt := 1; ; attempt++ {
 		c.subMu.Lock()
 		abandoned := len(e.handlers) == 0
@@ -256,7 +256,7 @@ func (c *Client) unsubscribe(ctx context.Context, e *subEntry) error {
 	if sess, ok := c.current(); ok && sess.epoch != e.epoch {
 		return nil // subscribed on an older session, which the server forgot
 	}
-	m := &Message{Channel: metaUnsubscribe, Subscription: e.pattern, ID: c.nextID()}
+	m := &Message{Channel: channels.MetaUnsubscribe, Subscription: e.pattern, ID: c.nextID()}
 	_, err := c.request(ctx, m, nil)
 	return err
 }
@@ -327,7 +327,7 @@ func (c *Client) restoreSubscriptions() {
 	}
 	calls := make([]call, 0, len(stale))
 	for _, e := range stale {
-		m := &Message{Channel: metaSubscribe, ID: c.nextID(), ClientID: sess.id, Subscription: e.pattern}
+		m := &Message{Channel: channels.MetaSubscribe, ID: c.nextID(), ClientID: sess.id, Subscription: e.pattern}
 		p, err := c.start(sess.tr, m, false, c.opts.requestTimeout)
 		if err != nil {
 			c.log.Warn("restoring subscription failed", "pattern", e.pattern, "err", err)

@@ -274,7 +274,7 @@ func startEngine(tb testing.TB, srv *redisServer, id string, deliver func(*bayeu
 	return e
 }
 
-// mustSubscribe subscribes n to patterns.
+// mustSubscribe subscribes n to channels.
 func (n *testNode) mustSubscribe(tb testing.TB, patterns ...string) {
 	tb.Helper()
 	for _, p := range patterns {

@@ -192,7 +192,7 @@ func (e *Engine) subscribeLoop() {
 // connectPubSub opens a pub/sub connection, subscribes it (confirmed) to
 // the node's channel and every wanted pattern in one pipeline, and
 // publishes it as the current connection. It returns the connection, a
-// channel that yields an error when it fails, and the number of patterns.
+// channel that yields an error when it fails, and the number of channels.
 func (e *Engine) connectPubSub() (rueidis.DedicatedClient, <-chan error, int, error) {
 	s := &e.sub
 	dc, _ := e.client.Dedicate() // released by dc.Close

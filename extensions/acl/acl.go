@@ -1,5 +1,5 @@
 // Package acl is a Bayou extension that controls who may subscribe and
-// publish to which channels, by rules on channel patterns.
+// publish to which channels, by rules on channel channels.
 //
 //	acl.New(acl.Config{Rules: []acl.Rule{
 //		{Pattern: "/users/{sub}/**", Subscribe: "identified", Publish: "identified"},
@@ -32,7 +32,6 @@ import (
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/channels"
-	"github.com/bayou-pubsub/bayou/extensions/patterns"
 )
 
 // The error strings of refusals.
@@ -93,7 +92,7 @@ func New(cfg Config) (*ACL, error) {
 
 // govern returns the most specific rule covering target, or nil for the
 // default.
-func (a *ACL) govern(target patterns.Pattern) *rule {
+func (a *ACL) govern(target channels.Pattern) *rule {
 	for _, r := range a.rules {
 		if r.pat.Covers(target) {
 			return r
@@ -104,7 +103,7 @@ func (a *ACL) govern(target patterns.Pattern) *rule {
 
 // check reports whether id may subscribe (publish false) or publish to
 // target.
-func (a *ACL) check(id *bayeux.Identity, target patterns.Pattern, publish bool) bool {
+func (a *ACL) check(id *bayeux.Identity, target channels.Pattern, publish bool) bool {
 	r := a.govern(target)
 	if r == nil {
 		return a.def.allows(id)
@@ -120,7 +119,7 @@ func (a *ACL) check(id *bayeux.Identity, target patterns.Pattern, publish bool) 
 // anonymous) may subscribe to pattern. Deliveries through the subscription
 // are still checked channel by channel (CanReceive).
 func (a *ACL) CanSubscribe(id *bayeux.Identity, pattern string) bool {
-	p, err := patterns.Parse(pattern)
+	p, err := channels.ParsePattern(pattern)
 	return err == nil && a.check(id, p, false)
 }
 
@@ -128,14 +127,14 @@ func (a *ACL) CanSubscribe(id *bayeux.Identity, pattern string) bool {
 // message published on channel: the subscribe access of the rule governing
 // the channel.
 func (a *ACL) CanReceive(id *bayeux.Identity, channel string) bool {
-	p, err := patterns.Parse(channel)
+	p, err := channels.ParsePattern(channel)
 	return err == nil && p.IsName() && a.check(id, p, false)
 }
 
 // CanPublish reports whether a session with identity id may publish on
 // channel.
 func (a *ACL) CanPublish(id *bayeux.Identity, channel string) bool {
-	p, err := patterns.Parse(channel)
+	p, err := channels.ParsePattern(channel)
 	return err == nil && p.IsName() && a.check(id, p, true)
 }
 
@@ -157,7 +156,7 @@ func (a *ACL) Incoming(_ context.Context, m *bayeux.Message) {
 		id = m.Session.Identity()
 	}
 	switch {
-	case m.Channel == "/meta/subscribe":
+	case m.Channel == channels.MetaSubscribe:
 		for _, ch := range m.Subscriptions() {
 			if channels.IsService(ch) || channels.IsMeta(ch) {
 				continue // never broadcast; the server answers these itself
@@ -170,7 +169,7 @@ func (a *ACL) Incoming(_ context.Context, m *bayeux.Message) {
 		}
 	case channels.IsMeta(m.Channel):
 	default:
-		if p, err := patterns.Parse(m.Channel); err == nil && !a.check(id, p, true) {
+		if p, err := channels.ParsePattern(m.Channel); err == nil && !a.check(id, p, true) {
 			m.Error = refusal(id)
 			a.log.Debug("acl: publish refused", "clientId", m.ClientID, "channel", m.Channel)
 		}
@@ -181,7 +180,7 @@ func (a *ACL) Incoming(_ context.Context, m *bayeux.Message) {
 // channel does not let subscribe. Channels open to anyone take the fast
 // path.
 func (a *ACL) Delivery(_ context.Context, m *bayeux.Message) func(*bayeux.Session, *bayeux.Message) bool {
-	p, err := patterns.Parse(m.Channel)
+	p, err := channels.ParsePattern(m.Channel)
 	if err != nil {
 		return nil // not a channel the server publishes on
 	}

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
+	"github.com/bayou-pubsub/bayou/channels"
 	"github.com/bayou-pubsub/bayou/extensions/internal/testserver"
-	"github.com/bayou-pubsub/bayou/extensions/patterns"
 )
 
 var testRules = []Rule{
@@ -132,7 +132,7 @@ func TestSpecificity(t *testing.T) {
 		{"/**", "/**"},
 	}
 	for _, tt := range tests {
-		r := a.govern(patterns.MustParse(tt.target))
+		r := a.govern(channels.MustParsePattern(tt.target))
 		got := ""
 		if r != nil {
 			got = r.Pattern
@@ -141,10 +141,10 @@ func TestSpecificity(t *testing.T) {
 			t.Errorf("%s is governed by %q, want %q", tt.target, got, tt.want)
 		}
 	}
-	if r := a.govern(patterns.MustParse("/a/b/c/d")); r.index != 5 {
+	if r := a.govern(channels.MustParsePattern("/a/b/c/d")); r.index != 5 {
 		t.Errorf("tie broken towards rule %d, want 5", r.index)
 	}
-	if b := newACL(t, Config{Rules: rules[1:2]}); b.govern(patterns.MustParse("/**")) != nil {
+	if b := newACL(t, Config{Rules: rules[1:2]}); b.govern(channels.MustParsePattern("/**")) != nil {
 		t.Error("/a/** governs /**")
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
-	"github.com/bayou-pubsub/bayou/extensions/patterns"
+	"github.com/bayou-pubsub/bayou/channels"
 )
 
 // Access says who may do something on a channel. It is one of
@@ -113,7 +113,7 @@ func (t template) value(id *bayeux.Identity) string {
 // rule is a compiled Rule.
 type rule struct {
 	Rule
-	pat       patterns.Pattern // templates as "any segment" positions
+	pat       channels.Pattern // templates as "any segment" positions
 	templates []template
 	literals  int // segments that are plain literals
 	kind      int // 2 for a channel name, 1 for /*, 0 for /**
@@ -145,7 +145,7 @@ func compileRule(r Rule, index int) (*rule, error) {
 			c.literals++
 		}
 	}
-	p, err := patterns.Parse("/" + strings.Join(segs, "/"))
+	p, err := channels.ParsePattern("/" + strings.Join(segs, "/"))
 	if err != nil {
 		return nil, fmt.Errorf("rule %q: %w", r.Pattern, err)
 	}
@@ -181,7 +181,7 @@ func moreSpecific(a, b *rule) int {
 // channel or pattern r governs: each template position must be a literal
 // of target equal to the identity's value (a wildcard there could reach
 // other users' channels).
-func (r *rule) bound(id *bayeux.Identity, target patterns.Pattern) bool {
+func (r *rule) bound(id *bayeux.Identity, target channels.Pattern) bool {
 	for _, t := range r.templates {
 		seg, ok := target.Segment(t.pos)
 		if v := t.value(id); !ok || v == "" || seg != v {

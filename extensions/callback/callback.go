@@ -147,9 +147,9 @@ func (c *Callback) Incoming(ctx context.Context, m *bayeux.Message) {
 	}
 	var typ string
 	switch {
-	case m.Channel == "/meta/handshake":
+	case m.Channel == channels.MetaHandshake:
 		typ = "handshake"
-	case m.Channel == "/meta/subscribe":
+	case m.Channel == channels.MetaSubscribe:
 		typ = "subscribe"
 	case channels.IsMeta(m.Channel), m.Request == nil && m.Session == nil:
 		return // other protocol messages, and the server's own publishes

@@ -10,7 +10,6 @@ import (
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/channels"
-	"github.com/bayou-pubsub/bayou/extensions/patterns"
 )
 
 // grant is what a verified token allows: the identity it gives, when it
@@ -19,7 +18,7 @@ type grant struct {
 	user    string            // the subject
 	digest  [sha256.Size]byte // of the raw token, to recognise it when resent
 	exp     time.Time         // zero: never expires
-	allowed []patterns.Pattern
+	allowed []channels.Pattern
 }
 
 // expired reports whether the token has expired at now.
@@ -42,7 +41,7 @@ func (g *grant) matches(channel string) bool {
 // not parse after the replacement is dropped, and so is every pattern
 // using {sub} when the subject is not a valid channel segment (a subject
 // "a/b" or "*" must not widen the grant).
-func allowedPatterns(v any, sub string) (out []patterns.Pattern, dropped []string) {
+func allowedPatterns(v any, sub string) (out []channels.Pattern, dropped []string) {
 	var list []string
 	switch v := v.(type) {
 	case string:
@@ -65,7 +64,7 @@ func allowedPatterns(v any, sub string) (out []patterns.Pattern, dropped []strin
 			}
 			s = strings.ReplaceAll(s, "{sub}", sub)
 		}
-		p, err := patterns.Parse(s)
+		p, err := channels.ParsePattern(s)
 		if err != nil {
 			dropped = append(dropped, s)
 			continue

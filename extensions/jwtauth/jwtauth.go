@@ -23,7 +23,7 @@
 //	{"sub": "u1", "exp": 1767225600, "channels": ["/users/{sub}/**", "/chat/*"]}
 //
 // A subscribe is allowed when an allowed pattern covers the requested one
-// (patterns.Covers: every channel matching the request matches the allowed
+// (channels.Covers: every channel matching the request matches the allowed
 // pattern), a publish when an allowed pattern matches its channel. The
 // extension is also a bayeux.DeliveryFilter: a message is delivered only to
 // sessions whose token allows its channel, whatever subscription it comes
@@ -44,7 +44,6 @@ import (
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/channels"
-	"github.com/bayou-pubsub/bayou/extensions/patterns"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -94,7 +93,7 @@ type Config struct {
 	// RolesClaim names the claim holding the roles (an array of strings
 	// or a space-separated string). Default "roles".
 	RolesClaim string
-	// ChannelsClaim names the claim listing the allowed channel patterns.
+	// ChannelsClaim names the claim listing the allowed channel channels.
 	// Default "channels". A token without it allows only Public channels.
 	ChannelsClaim string
 	// AuthenticateOnly ignores the channels claim: the extension only
@@ -122,7 +121,7 @@ type Auth struct {
 	cfg    Config
 	key    any
 	parser *jwt.Parser
-	public []patterns.Pattern
+	public []channels.Pattern
 	grants grants
 	log    *slog.Logger
 }
@@ -172,7 +171,7 @@ func New(cfg Config) (*Auth, error) {
 	}
 	a.parser = jwt.NewParser(opts...)
 	for _, s := range cfg.Public {
-		p, err := patterns.Parse(s)
+		p, err := channels.ParsePattern(s)
 		if err != nil {
 			return nil, fmt.Errorf("jwtauth: public: %w", err)
 		}
@@ -224,7 +223,7 @@ func (a *Auth) Incoming(_ context.Context, m *bayeux.Message) {
 	if m.Error != "" {
 		return // an earlier extension refused it
 	}
-	handshake := m.Channel == "/meta/handshake"
+	handshake := m.Channel == channels.MetaHandshake
 	now := a.cfg.Now()
 	// session is the grant behind the session's identity; g the one that
 	// authorises this message: the message's own token, else the session's.
@@ -252,9 +251,9 @@ func (a *Auth) Incoming(_ context.Context, m *bayeux.Message) {
 		}
 	}
 	switch m.Channel {
-	case "/meta/unsubscribe", "/meta/disconnect":
+	case channels.MetaUnsubscribe, channels.MetaDisconnect:
 		return // always allowed, expired or not
-	case "/meta/connect":
+	case channels.MetaConnect:
 		g = session // the session's own token keeps it alive, not another one
 	}
 	if g != nil && g.expired(now) {
@@ -270,7 +269,7 @@ func (a *Auth) Incoming(_ context.Context, m *bayeux.Message) {
 			m.Error = ErrAuthRequired
 		}
 	case a.cfg.AuthenticateOnly:
-	case m.Channel == "/meta/subscribe":
+	case m.Channel == channels.MetaSubscribe:
 		for _, ch := range m.Subscriptions() {
 			if !a.maySubscribe(g, ch) {
 				m.Error = ErrChannelNotAllowed
@@ -290,15 +289,15 @@ func (a *Auth) Incoming(_ context.Context, m *bayeux.Message) {
 
 // maySubscribe reports whether g (nil: no token) may subscribe to pattern.
 func (a *Auth) maySubscribe(g *grant, pattern string) bool {
-	p, err := patterns.Parse(pattern)
+	p, err := channels.ParsePattern(pattern)
 	if err != nil {
 		return false // the server refuses it anyway
 	}
-	var allowed []patterns.Pattern
+	var allowed []channels.Pattern
 	if g != nil {
 		allowed = g.allowed
 	}
-	for _, set := range [][]patterns.Pattern{a.public, allowed} {
+	for _, set := range [][]channels.Pattern{a.public, allowed} {
 		for _, q := range set {
 			if q.Covers(p) {
 				return true
@@ -308,7 +307,7 @@ func (a *Auth) maySubscribe(g *grant, pattern string) bool {
 	if !a.cfg.WideSubscriptions || p.IsName() {
 		return false
 	}
-	for _, set := range [][]patterns.Pattern{a.public, allowed} {
+	for _, set := range [][]channels.Pattern{a.public, allowed} {
 		for _, q := range set {
 			if q.Overlaps(p) {
 				return true

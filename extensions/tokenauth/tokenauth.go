@@ -29,7 +29,6 @@ import (
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/channels"
-	"github.com/bayou-pubsub/bayou/extensions/patterns"
 )
 
 // The error strings sent to clients ("<code>::<text>", which faye parses
@@ -76,7 +75,7 @@ type Auth struct {
 	key       string
 	secret    []byte
 	tokens    map[[sha256.Size]byte]string // token digest → user
-	protect   []patterns.Pattern
+	protect   []channels.Pattern
 	requireHS bool
 	log       *slog.Logger
 }
@@ -106,7 +105,7 @@ func New(cfg Config) (*Auth, error) {
 		a.tokens[sha256.Sum256([]byte(tok))] = user
 	}
 	for _, s := range cfg.Protect {
-		p, err := patterns.Parse(s)
+		p, err := channels.ParsePattern(s)
 		if err != nil {
 			return nil, fmt.Errorf("tokenauth: protect: %w", err)
 		}
@@ -141,7 +140,7 @@ func (a *Auth) Protected(pattern string) bool {
 	if len(a.protect) == 0 {
 		return true
 	}
-	p, err := patterns.Parse(pattern)
+	p, err := channels.ParsePattern(pattern)
 	if err != nil {
 		return true // the server refuses it anyway
 	}
@@ -165,11 +164,11 @@ func (a *Auth) Incoming(_ context.Context, m *bayeux.Message) {
 	if m.Error != "" {
 		return // an earlier extension refused it
 	}
-	if id == nil && m.Session != nil && m.Channel != "/meta/handshake" {
+	if id == nil && m.Session != nil && m.Channel != channels.MetaHandshake {
 		id = m.Session.Identity()
 	}
 	switch m.Channel {
-	case "/meta/handshake":
+	case channels.MetaHandshake:
 		if id != nil {
 			m.Session.SetIdentity(id)
 			return
@@ -178,7 +177,7 @@ func (a *Auth) Incoming(_ context.Context, m *bayeux.Message) {
 			m.Error, m.Final = ErrAuthRequired, present
 			a.log.Debug("tokenauth: handshake refused", "tokenGiven", present)
 		}
-	case "/meta/subscribe":
+	case channels.MetaSubscribe:
 		if id != nil {
 			return
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux/client"
+	"github.com/bayou-pubsub/bayou/channels"
 )
 
 func main() {
@@ -75,7 +76,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *token != "" {
 		opts = append(opts, client.WithExtension(client.Extension{
 			Outgoing: func(m *client.Message) {
-				if m.Channel == "/meta/subscribe" {
+				if m.Channel == channels.MetaSubscribe {
 					m.SetExt("token", *token)
 				}
 			},

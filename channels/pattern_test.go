@@ -1,14 +1,12 @@
-package patterns
+package channels
 
 import (
 	"errors"
 	"strings"
 	"testing"
-
-	"github.com/bayou-pubsub/bayou/channels"
 )
 
-func TestParse(t *testing.T) {
+func TestParsePattern(t *testing.T) {
 	tests := []struct {
 		in      string
 		ok      bool
@@ -35,38 +33,38 @@ func TestParse(t *testing.T) {
 		{"/a b\x00", false, 0, false, false, ""},
 	}
 	for _, tt := range tests {
-		p, err := Parse(tt.in)
+		p, err := ParsePattern(tt.in)
 		if (err == nil) != tt.ok {
-			t.Errorf("Parse(%q) err = %v, want ok %v", tt.in, err, tt.ok)
+			t.Errorf("ParsePattern(%q) err = %v, want ok %v", tt.in, err, tt.ok)
 			continue
 		}
 		if err != nil {
-			if !errors.Is(err, ErrInvalid) {
-				t.Errorf("Parse(%q) err = %v, want ErrInvalid", tt.in, err)
+			if !errors.Is(err, ErrInvalidPattern) {
+				t.Errorf("ParsePattern(%q) err = %v, want ErrInvalid", tt.in, err)
 			}
 			continue
 		}
 		seg, _ := p.Segment(0)
 		if p.Len() != tt.len || p.Many() != tt.many || p.IsName() != tt.isName || seg != tt.segment || p.String() != tt.in {
-			t.Errorf("Parse(%q) = len %d many %v name %v seg0 %q", tt.in, p.Len(), p.Many(), p.IsName(), seg)
+			t.Errorf("ParsePattern(%q) = len %d many %v name %v seg0 %q", tt.in, p.Len(), p.Many(), p.IsName(), seg)
 		}
 	}
 }
 
-func TestMatchAgreesWithChannels(t *testing.T) {
+func TestPatternMatchAgreesWithMatch(t *testing.T) {
 	pats := []string{"/a", "/a/b", "/a/*", "/a/**", "/*", "/**", "/a/b/c", "/a/b/*", "/a/b/**", "/b/**"}
 	names := []string{"/a", "/b", "/a/b", "/a/c", "/a/b/c", "/a/b/c/d", "/b/a", "/a/", "//a", "/a//b", "a", "", "/", "/a/b/"}
 	for _, ps := range pats {
-		p := MustParse(ps)
+		p := MustParsePattern(ps)
 		for _, n := range names {
-			if got, want := p.Match(n), channels.Match(ps, n); got != want {
+			if got, want := p.Match(n), Match(ps, n); got != want {
 				t.Errorf("%s.Match(%q) = %v, channels.Match says %v", ps, n, got, want)
 			}
 		}
 	}
 }
 
-func TestOverlap(t *testing.T) {
+func TestPatternOverlap(t *testing.T) {
 	tests := []struct {
 		a, b string
 		want bool
@@ -98,7 +96,7 @@ func TestOverlap(t *testing.T) {
 	}
 }
 
-func TestCovers(t *testing.T) {
+func TestPatternCovers(t *testing.T) {
 	tests := []struct {
 		wide, narrow string
 		want         bool
@@ -132,8 +130,8 @@ func TestCovers(t *testing.T) {
 	}
 }
 
-func TestWithAny(t *testing.T) {
-	tmpl := MustParse("/users/x/**").WithAny(1) // /users/{sub}/**
+func TestPatternWithAny(t *testing.T) {
+	tmpl := MustParsePattern("/users/x/**").WithAny(1) // /users/{sub}/**
 	tests := []struct {
 		other           string
 		covers, overlap bool
@@ -146,7 +144,7 @@ func TestWithAny(t *testing.T) {
 		{"/other/u1/a", false, false},
 	}
 	for _, tt := range tests {
-		q := MustParse(tt.other)
+		q := MustParsePattern(tt.other)
 		if tmpl.Covers(q) != tt.covers || tmpl.Overlaps(q) != tt.overlap {
 			t.Errorf("template vs %s: covers %v overlaps %v", tt.other, tmpl.Covers(q), tmpl.Overlaps(q))
 		}
@@ -157,7 +155,7 @@ func TestWithAny(t *testing.T) {
 	if s, ok := tmpl.Segment(1); ok || s != "" {
 		t.Error("WithAny did not free position 1")
 	}
-	if s, _ := MustParse("/users/x/**").Segment(1); s != "x" {
+	if s, _ := MustParsePattern("/users/x/**").Segment(1); s != "x" {
 		t.Error("WithAny changed the original")
 	}
 }
@@ -166,7 +164,7 @@ func TestWithAny(t *testing.T) {
 // over every pattern of up to three segments on the alphabet {a, b}, with
 // witness names up to five segments long on {a, b, c} (c stands for any
 // segment no pattern names, so a free position can always take it).
-func TestAgainstBruteForce(t *testing.T) {
+func TestPatternAgainstBruteForce(t *testing.T) {
 	var pats []Pattern
 	var bodies []string
 	var grow func(prefix string, depth int)
@@ -184,9 +182,9 @@ func TestAgainstBruteForce(t *testing.T) {
 	grow("", 0)
 	for _, b := range append(bodies, "") {
 		if b != "" {
-			pats = append(pats, MustParse(b))
+			pats = append(pats, MustParsePattern(b))
 		}
-		pats = append(pats, MustParse(b+"/*"), MustParse(b+"/**"))
+		pats = append(pats, MustParsePattern(b+"/*"), MustParsePattern(b+"/**"))
 	}
 	var names []string
 	var gen func(prefix string, depth int)
@@ -223,8 +221,8 @@ func TestAgainstBruteForce(t *testing.T) {
 	}
 }
 
-func BenchmarkMatch(b *testing.B) {
-	p := MustParse("/users/u1/**")
+func BenchmarkPatternMatch(b *testing.B) {
+	p := MustParsePattern("/users/u1/**")
 	for b.Loop() {
 		if !p.Match("/users/u1/inbox/x") {
 			b.Fatal("no match")

@@ -12,14 +12,6 @@ import (
 	"github.com/bayou-pubsub/bayou/channels"
 )
 
-const (
-	metaHandshake   = "/meta/handshake"
-	metaConnect     = "/meta/connect"
-	metaSubscribe   = "/meta/subscribe"
-	metaUnsubscribe = "/meta/unsubscribe"
-	metaDisconnect  = "/meta/disconnect"
-)
-
 // exchange is the processing of one batch of messages: one HTTP request or
 // one WebSocket frame. Every message gets a reply carrying its id. The
 // exchange decides and the transport applies: a successful /meta/connect is
@@ -86,7 +78,7 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 		return x.refuse(m, m.invalid, nil)
 	}
 	switch {
-	case m.Channel == metaHandshake:
+	case m.Channel == channels.MetaHandshake:
 		if msg, advice := x.admitHandshake(); msg != "" {
 			return x.refuse(m, msg, advice)
 		}
@@ -104,15 +96,15 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 		return x.publish(m, pub)
 	}
 	switch m.Channel {
-	case metaHandshake:
+	case channels.MetaHandshake:
 		x.handshake(m)
-	case metaConnect:
+	case channels.MetaConnect:
 		x.connectMsg(m)
-	case metaSubscribe:
+	case channels.MetaSubscribe:
 		x.subscribe(m, true)
-	case metaUnsubscribe:
+	case channels.MetaUnsubscribe:
 		x.subscribe(m, false)
-	case metaDisconnect:
+	case channels.MetaDisconnect:
 		x.disconnect(m)
 	default:
 		// Meta channels are matched exactly: /meta/subscribe/x is not a
@@ -131,7 +123,7 @@ func (x *exchange) refuse(m *Message, msg string, advice *Advice) string {
 	if len(r.Channel) > x.srv.lim.chanLen {
 		r.Channel = clip(r.Channel)
 	}
-	if advice == nil && (m.Channel == metaHandshake || m.Channel == metaConnect) {
+	if advice == nil && (m.Channel == channels.MetaHandshake || m.Channel == channels.MetaConnect) {
 		r.Advice = x.srv.handshakeAdvice()
 	}
 	x.add(&r)
@@ -197,7 +189,7 @@ func (s *Server) retryAdvice(connectionType string) *Advice {
 
 func (x *exchange) handshake(m *Message) {
 	s := x.srv
-	r := Reply{ID: m.ID, Channel: metaHandshake, version: true, connTypes: true, Error: m.Error}
+	r := Reply{ID: m.ID, Channel: channels.MetaHandshake, version: true, connTypes: true, Error: m.Error}
 	if m.Version == "" {
 		r.Error = errVersionMissing()
 	}
@@ -261,7 +253,7 @@ func (s *Server) register(sess *Session) {
 
 func (x *exchange) connectMsg(m *Message) {
 	s := x.srv
-	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: metaConnect, Error: m.Error}
+	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: channels.MetaConnect, Error: m.Error}
 	sess := m.Session
 	// faye's precedence: the last applicable check wins.
 	if sess == nil {
@@ -387,7 +379,7 @@ func (s *Server) unsubscribeSession(sess *Session, pattern string) {
 
 func (x *exchange) disconnect(m *Message) {
 	s := x.srv
-	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: metaDisconnect, Error: m.Error, Session: m.Session}
+	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: channels.MetaDisconnect, Error: m.Error, Session: m.Session}
 	sess := m.Session
 	if sess == nil {
 		r.Error = errClientUnknown(m.ClientID)

@@ -1,5 +1,12 @@
-// Package patterns is the algebra of Bayeux channel patterns that access
-// control needs: whether two patterns can match a common channel (Overlap),
+package channels
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// The algebra of channel patterns that access control needs (Pattern): whether two patterns can match a common channel (Overlap),
 // and whether every channel one pattern matches is matched by another
 // (Covers).
 //
@@ -18,21 +25,12 @@
 // Pattern.Covers). Besides the Bayeux wildcards, a Pattern may have "any"
 // segments in the middle (see Pattern.WithAny), which is how templates such as
 // /users/{sub}/** are represented for structural checks.
-package patterns
 
-import (
-	"errors"
-	"fmt"
-	"strings"
-
-	"github.com/bayou-pubsub/bayou/channels"
-)
-
-// ErrInvalid is wrapped by the errors of Parse.
-var ErrInvalid = errors.New("invalid channel pattern")
+// ErrInvalidPattern is wrapped by the errors of ParsePattern.
+var ErrInvalidPattern = errors.New("invalid channel pattern")
 
 // Pattern is a parsed channel name or wildcard pattern. The zero value
-// matches nothing useful; build one with Parse.
+// matches nothing useful; build one with ParsePattern.
 type Pattern struct {
 	// segs are the segments before a "**" tail; "" marks a segment that
 	// matches any one segment (a final "*", or a position made free with
@@ -43,13 +41,13 @@ type Pattern struct {
 	src  string
 }
 
-// Parse parses a channel name or wildcard pattern. It checks the structure
+// ParsePattern parses a channel name or wildcard pattern. It checks the structure
 // and that every segment uses the characters of CometD's wide grammar
-// (channels.Wide), which includes faye's; the server itself validates
+// (Wide), which includes faye's; the server itself validates
 // client input against its own grammar.
-func Parse(s string) (Pattern, error) {
-	if !channels.Wide.Valid(s) {
-		return Pattern{}, fmt.Errorf("%w: %q", ErrInvalid, s)
+func ParsePattern(s string) (Pattern, error) {
+	if !Wide.Valid(s) {
+		return Pattern{}, fmt.Errorf("%w: %q", ErrInvalidPattern, s)
 	}
 	p := Pattern{src: s}
 	body := s[1:]
@@ -68,9 +66,9 @@ func Parse(s string) (Pattern, error) {
 	return p, nil
 }
 
-// MustParse is Parse for patterns known to be valid; it panics otherwise.
-func MustParse(s string) Pattern {
-	p, err := Parse(s)
+// MustParsePattern is ParsePattern for patterns known to be valid; it panics otherwise.
+func MustParsePattern(s string) Pattern {
+	p, err := ParsePattern(s)
 	if err != nil {
 		panic(err)
 	}
@@ -210,11 +208,11 @@ func (p Pattern) Covers(q Pattern) bool {
 // Overlap reports whether some channel matches both patterns a and b;
 // false when either is not a valid pattern.
 func Overlap(a, b string) bool {
-	pa, err := Parse(a)
+	pa, err := ParsePattern(a)
 	if err != nil {
 		return false
 	}
-	pb, err := Parse(b)
+	pb, err := ParsePattern(b)
 	if err != nil {
 		return false
 	}
@@ -224,11 +222,11 @@ func Overlap(a, b string) bool {
 // Covers reports whether every channel matching narrow also matches wide;
 // false when either is not a valid pattern.
 func Covers(wide, narrow string) bool {
-	pw, err := Parse(wide)
+	pw, err := ParsePattern(wide)
 	if err != nil {
 		return false
 	}
-	pn, err := Parse(narrow)
+	pn, err := ParsePattern(narrow)
 	if err != nil {
 		return false
 	}
