@@ -79,6 +79,34 @@
 // answers /service requests (HandleService), disconnects clients and counts
 // sessions and subscribers.
 //
+// # Concurrency
+//
+// A Server is safe for concurrent use: ServeHTTP, the server API (Publish,
+// PublishTo, Deliver, Subscribe, HandleService, Disconnect, the counts) and
+// Shutdown may be called from any goroutine. What runs on which goroutine:
+//
+//   - Each HTTP request is handled on its handler's goroutine. Each
+//     WebSocket frame is handled on a goroutine of the server's, one frame at
+//     a time per socket, in order. A held long-poll waits on its handler's
+//     goroutine; a held WebSocket connect waits on a timer, no goroutine.
+//   - Extension hooks (Incoming, Outgoing), ServiceHandlers and Events run
+//     on the goroutine handling the message, before its reply is written:
+//     they may block (an auth call to a back end, say) but then delay that
+//     client's batch, and a WebSocket's next frames. Do slow work elsewhere.
+//   - DeliveryFilter.Delivery and the per-recipient function it returns, and
+//     the handlers of Server.Subscribe, run on the publisher's goroutine (or
+//     the engine's, for publications from other nodes), once per
+//     publication: they must not block. The Message they get is valid only
+//     during the call.
+//   - Writes to clients never happen on a publisher's goroutine: a publish
+//     queues the encoded message for each recipient, and each connection
+//     writes its queue on a goroutine of its own, with a write deadline.
+//
+// A Session's delivery state (queue, bound connection, held connect) is
+// owned by the Session; its exported methods are safe for concurrent use.
+// Every goroutine the server starts is owned by it: Shutdown stops them all
+// (and returns when they have, or when its context ends).
+//
 // # Many nodes
 //
 // The Engine interface carries publishes and channel interest between nodes;
