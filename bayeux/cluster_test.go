@@ -14,6 +14,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/bayou-pubsub/bayou/channels"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // fakeHub connects in-process Cluster engines, standing in for Redis so that
@@ -209,6 +210,8 @@ func TestClusterAlternatingLongPoll(t *testing.T) {
 			for i := range perPublisher {
 				nodes[1+p].publish(t, fmt.Sprintf("/feed/p%d", p), fmt.Sprintf(`{"p":%d,"seq":%d}`, p, i))
 				if i%25 == 0 {
+					// Pacing, not a wait: spreads the publishes over
+					// several of the client's polls.
 					time.Sleep(5 * time.Millisecond)
 				}
 			}
@@ -262,12 +265,12 @@ func TestClusterCancelledForwardedPoll(t *testing.T) {
 		}
 	}()
 	owner := nodes[0].Session(id)
-	waitFor(t, func() bool { return owner.waiting() })
+	bayeuxtest.Eventually(t, 5*time.Second, owner.waiting, "the owner holds the forwarded connect")
 	cancel()
 	<-done
-	waitFor(t, func() bool { return !owner.waiting() })
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool { return !owner.waiting() }, "the owner lets go of the cancelled connect")
 	nodes[1].publish(t, "/q", `"kept"`)
-	waitFor(t, func() bool { return owner.pending() })
+	bayeuxtest.Eventually(t, 5*time.Second, owner.pending, "the publication queued on the owner")
 	r := nodes[1].post(t, connectBody(id, `,"advice":{"timeout":0}`))
 	if r.Get(`#(channel=="/q").data`).String() != "kept" {
 		t.Fatalf("after a cancelled forwarded poll: %s", r.Raw)
@@ -304,7 +307,7 @@ func TestClusterWebSocketOnAnotherNode(t *testing.T) {
 	// Closing the socket on node 1 unbinds the remote socket on node 0.
 	ws.Close()
 	owner := nodes[0].Session(id)
-	waitFor(t, func() bool { return !owner.bound() })
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool { return !owner.bound() }, "the owner unbinds the remote socket")
 }
 
 func TestClusterCounts(t *testing.T) {
@@ -343,7 +346,7 @@ func TestClusterDeliverAndDisconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	owner := nodes[0].Session(id)
-	waitFor(t, owner.pending)
+	bayeuxtest.Eventually(t, 5*time.Second, owner.pending, "the delivery from node 1 queued on the owner")
 	r := nodes[0].post(t, connectBody(id, `,"advice":{"timeout":0}`))
 	if m := r.Get(`#(channel=="/direct")`); m.Get("data").String() != "via node 1" || m.Get("ext.k").Int() != 1 {
 		t.Fatalf("delivery from another node: %s", r.Raw)
@@ -351,7 +354,7 @@ func TestClusterDeliverAndDisconnect(t *testing.T) {
 	if err := nodes[1].Disconnect(t.Context(), id); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return nodes[0].Session(id) == nil })
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool { return nodes[0].Session(id) == nil }, "the owner ends the session disconnected through node 1")
 	if err := nodes[1].Deliver(t.Context(), "nope", "/x", 1); err == nil {
 		t.Fatal("Deliver to an unknown client succeeded")
 	}

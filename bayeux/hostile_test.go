@@ -17,6 +17,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/tidwall/gjson"
+
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // Regression tests for hostile input: each one failed on a build without
@@ -390,7 +392,7 @@ func TestConnectionsPerIP(t *testing.T) {
 	id := ts.handshake(t)
 	held := make(chan gjson.Result, 1)
 	go func() { held <- ts.post(t, connectBody(id, "")) }()
-	waitFor(t, func() bool { return ts.sessions.get(id).waiting() })
+	bayeuxtest.Eventually(t, 5*time.Second, ts.sessions.get(id).waiting, "the first connection holds a connect")
 	ws := ts.dial(t) // the second connection
 
 	status, body := ts.rawPost(t, "application/json", `{}`)
@@ -401,15 +403,15 @@ func TestConnectionsPerIP(t *testing.T) {
 	if res := stalledPost(t, ts, ""); res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("third connection with a stalled body: %d", res.StatusCode)
 	}
-	_, res, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http"), nil)
+	_, res, err := websocket.DefaultDialer.Dial(bayeuxtest.WebSocketURL(ts.url), nil)
 	if err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("third connection as a WebSocket: %v", err)
 	}
 	ws.Close() // frees a slot once the server sees it closed
-	waitFor(t, func() bool {
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool {
 		status, _ := ts.rawPost(t, "application/json", connectBody(id, `,"advice":{"timeout":0}`))
 		return status == 200 // and answers the held connect
-	})
+	}, "a connection accepted once the socket is closed")
 	<-held
 }
 
@@ -511,7 +513,7 @@ func TestCORSNullOrigin(t *testing.T) {
 	if res.StatusCode != http.StatusForbidden || res.Header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Fatalf("preflight from Origin null: %d %v", res.StatusCode, res.Header)
 	}
-	if _, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(open.url, "http"), http.Header{"Origin": {"null"}}); err == nil {
+	if _, _, err := websocket.DefaultDialer.Dial(bayeuxtest.WebSocketURL(open.url), http.Header{"Origin": {"null"}}); err == nil {
 		t.Fatal("WebSocket from Origin null accepted without an allow-list")
 	}
 	// Other origins keep faye's permissive default; "null" can be listed.

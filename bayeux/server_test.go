@@ -13,6 +13,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/tidwall/gjson"
+
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // testServer runs a Server on a loopback httptest server.
@@ -31,36 +33,14 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-	})
+	hs := bayeuxtest.Serve(t, srv, srv.Shutdown)
 	return &testServer{Server: srv, http: hs, url: hs.URL + srv.cfg.Mount}
 }
 
 // post sends body as JSON and returns the parsed reply array.
 func (ts *testServer) post(t *testing.T, body string) gjson.Result {
 	t.Helper()
-	return ts.postCtx(t, context.Background(), body)
-}
-
-func (ts *testServer) postCtx(t *testing.T, ctx context.Context, body string) gjson.Result {
-	t.Helper()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, ts.url, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", body, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("POST %s: status %d %s", body, res.StatusCode, b)
-	}
-	return gjson.ParseBytes(b)
+	return bayeuxtest.MustPost(t, ts.url, body)
 }
 
 func (ts *testServer) handshake(t *testing.T) string {
@@ -96,12 +76,7 @@ func connectBody(id string, extra string) string {
 // dial opens a WebSocket to the server.
 func (ts *testServer) dial(t *testing.T) *websocket.Conn {
 	t.Helper()
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(ts.url, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return bayeuxtest.DialWebSocket(t, ts.url, nil)
 }
 
 func readFrame(t *testing.T, c *websocket.Conn, within time.Duration) gjson.Result {
@@ -133,10 +108,10 @@ func TestCancelledLongPollKeepsMessages(t *testing.T) {
 			res.Body.Close()
 		}
 	}()
-	waitFor(t, func() bool { return ts.sessions.get(id).waiting() })
+	bayeuxtest.Eventually(t, 5*time.Second, ts.sessions.get(id).waiting, "the connect held")
 	cancel() // the client goes away while its connect is held
 	<-done
-	waitFor(t, func() bool { return !ts.sessions.get(id).waiting() })
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool { return !ts.sessions.get(id).waiting() }, "the cancelled connect let go")
 
 	ts.publish(t, "/a", `"kept"`)
 	r := ts.post(t, connectBody(id, `,"advice":{"timeout":0}`))
@@ -154,7 +129,7 @@ func TestSecondConnectAnswersTheFirst(t *testing.T) {
 		ts.post(t, connectBody(id, `,"id":"a"`))
 		first <- time.Since(start)
 	}()
-	waitFor(t, func() bool { return ts.sessions.get(id).waiting() })
+	bayeuxtest.Eventually(t, 5*time.Second, ts.sessions.get(id).waiting, "the first connect held")
 	go ts.post(t, connectBody(id, `,"id":"b"`))
 	select {
 	case d := <-first:
@@ -174,7 +149,7 @@ func TestSlowConsumerIsDropped(t *testing.T) {
 	for range 4 { // the fourth message passes 1000 queued bytes
 		ts.publish(t, "/slow", big)
 	}
-	waitFor(t, func() bool { return ts.sessions.get(id) == nil })
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool { return ts.sessions.get(id) == nil }, "the slow consumer dropped")
 	r := ts.post(t, connectBody(id, ""))
 	if r.Get("0.error").String() != "401:"+id+":Unknown client" || r.Get("0.advice.reconnect").String() != "handshake" {
 		t.Fatalf("connect after the drop: %s", r.Raw)
@@ -190,7 +165,7 @@ func TestSlowConsumerHeldConnectGetsHandshakeAdvice(t *testing.T) {
 	sess := ts.sessions.get(id)
 	answered := make(chan gjson.Result, 1)
 	go func() { answered <- ts.post(t, connectBody(id, `,"id":"h"`)) }()
-	waitFor(t, func() bool { return sess.waiting() })
+	bayeuxtest.Eventually(t, 5*time.Second, sess.waiting, "the connect held")
 	ts.end(sess, EndSlow)
 	select {
 	case r := <-answered:
@@ -207,7 +182,7 @@ func TestSessionCollection(t *testing.T) {
 	ts := newTestServer(t, Config{Timeout: 200 * time.Millisecond})
 	idle := ts.handshake(t)
 	ts.subscribe(t, idle, "/gc")
-	waitFor(t, func() bool { return ts.sessions.get(idle) == nil })
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool { return ts.sessions.get(idle) == nil }, "the idle session collected")
 	if ts.index.Count("/gc") != 0 {
 		t.Fatal("collected session left its subscription")
 	}
@@ -257,11 +232,11 @@ func TestShutdownAnswersHeldConnectsAndClosesSockets(t *testing.T) {
 	ws := ts.dial(t)
 	wsID := ts.handshake(t)
 	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+wsID+`","connectionType":"websocket","id":"9"}]`))
-	waitFor(t, func() bool { return ts.sessions.get(wsID).waiting() })
+	bayeuxtest.Eventually(t, 5*time.Second, ts.sessions.get(wsID).waiting, "the WebSocket connect held")
 
 	answered := make(chan gjson.Result, 1)
 	go func() { answered <- ts.post(t, connectBody(lp, "")) }()
-	waitFor(t, func() bool { return ts.sessions.get(lp).waiting() })
+	bayeuxtest.Eventually(t, 5*time.Second, ts.sessions.get(lp).waiting, "the long-poll held")
 
 	go func() { _ = ts.Shutdown(context.Background()) }()
 	select {
@@ -308,17 +283,6 @@ func TestConcurrentPublishSubscribe(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestStreamOwnsDeliveries: while an EventSource stream is bound, an HTTP
 // connect leaves the queue to the stream (like faye), so messages never
 // split between two paths.
@@ -343,8 +307,10 @@ func TestStreamOwnsDeliveries(t *testing.T) {
 	// them over when the stream goes away.
 	answered := make(chan gjson.Result, 1)
 	go func() { answered <- ts.post(t, connectBody(id, "")) }()
-	waitFor(t, func() bool { return sess.waiting() })
+	bayeuxtest.Eventually(t, 5*time.Second, sess.waiting, "the long-poll held")
 	ts.publish(t, "/es", `2`)
+	// Not answered for 200ms: a bounded wait for something that must not
+	// happen.
 	select {
 	case r := <-answered:
 		t.Fatalf("a held connect was answered while a stream was bound: %s", r.Raw)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // TestShutdownEndsEveryGoroutine runs every transport on a two-node cluster
@@ -39,7 +41,7 @@ func TestShutdownEndsEveryGoroutine(t *testing.T) {
 				res.Body.Close()
 			}
 		}()
-		waitFor(t, func() bool { return owner.Session(id).waiting() })
+		bayeuxtest.Eventually(t, 5*time.Second, owner.Session(id).waiting, "the owner holds the long-poll")
 	}
 
 	// WebSockets: one on the owner, one forwarded from the other node.
@@ -54,7 +56,7 @@ func TestShutdownEndsEveryGoroutine(t *testing.T) {
 			t.Fatal(err)
 		}
 		readFrame(t, ws, 5*time.Second)
-		waitFor(t, func() bool { return owner.Session(id).waiting() })
+		bayeuxtest.Eventually(t, 5*time.Second, owner.Session(id).waiting, "the owner holds the WebSocket connect")
 	}
 
 	// An EventSource stream.

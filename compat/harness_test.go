@@ -14,7 +14,6 @@ package compat
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -36,6 +35,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/tidwall/gjson"
+
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 const mount = "/bayeux"
@@ -136,29 +137,12 @@ type server struct {
 	wsURL   string // ws://127.0.0.1:PORT/bayeux
 	timeout int    // T, seconds
 	client  *http.Client
-	out     *lockedBuffer
+	out     *bayeuxtest.Buffer
 }
 
 type serverOpts struct {
 	timeout int // seconds (T)
 	ping    int // seconds; 0 = not passed (Bayou only; faye-server.mjs has no ping option)
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startServer starts a fresh server with --timeout timeoutSeconds and
@@ -218,7 +202,7 @@ func tryStart(t *testing.T, o serverOpts) (*server, error) {
 		cmd = exec.Command(bayouBin, args...)
 	}
 	killWithParent(cmd)
-	out := &lockedBuffer{}
+	out := &bayeuxtest.Buffer{}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err

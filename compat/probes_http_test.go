@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -439,11 +438,12 @@ func TestHeldConnect(t *testing.T) {
 				fmt.Sprintf(`{"channel":"/meta/connect","clientId":%q,"connectionType":"long-polling","id":"c1"}`, cid))
 			done <- result{r, err, time.Now()}
 		}()
-		time.Sleep(500 * time.Millisecond)
+		// The connect is held: not answered for 500ms (a bounded wait
+		// for something that must not happen).
 		select {
 		case res := <-done:
 			t.Fatalf("connect returned before any publish: %v %v", res.r, res.err)
-		default:
+		case <-time.After(500 * time.Millisecond):
 		}
 		pubAt := time.Now()
 		rs := s.send(t, fmt.Sprintf(`{"channel":"/early","data":{"v":"é"},"clientId":%q,"id":"e1"}`, pub))
@@ -495,7 +495,13 @@ func TestConcurrentConnects(t *testing.T) {
 		r, err := connect("c1")
 		first <- result{r, err, time.Now()}
 	}()
-	time.Sleep(400 * time.Millisecond)
+	// The first connect is held before the second is sent: not answered
+	// for 400ms (a bounded wait for something that must not happen).
+	select {
+	case res := <-first:
+		t.Fatalf("first connect answered before the second was sent: %v %v", res.r, res.err)
+	case <-time.After(400 * time.Millisecond):
+	}
 	second := make(chan result, 1)
 	secondAt := time.Now()
 	go func() {
@@ -1110,19 +1116,24 @@ func TestDisconnectAnswersHeldConnect(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, 5)
 	cid := s.handshake(t)
-	var wg sync.WaitGroup
-	wg.Add(1)
+	done := make(chan struct{})
 	var held *httpResp
 	var heldErr error
 	go func() {
-		defer wg.Done()
+		defer close(done)
 		held, heldErr = s.doErr(context.Background(), http.MethodPost, mount, map[string]string{"Content-Type": "application/json"},
 			fmt.Sprintf(`{"channel":"/meta/connect","clientId":%q,"connectionType":"long-polling","id":"c1"}`, cid))
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// The connect is held: not answered for 300ms (a bounded wait for
+	// something that must not happen).
+	select {
+	case <-done:
+		t.Fatalf("connect answered before the disconnect: %v %v", held, heldErr)
+	case <-time.After(300 * time.Millisecond):
+	}
 	s.send(t, fmt.Sprintf(`{"channel":"/meta/disconnect","clientId":%q,"id":"d1"}`, cid))
 	start := time.Now()
-	wg.Wait()
+	<-done
 	if heldErr != nil {
 		t.Fatal(heldErr)
 	}
@@ -1144,6 +1155,8 @@ func TestSessionGC(t *testing.T) {
 	start := time.Now()
 
 	// Still alive at 1.5T (subscribe does not count as a ping in faye, A8).
+	// The sleeps here are the subject: the session's lifetime in time,
+	// which no request may observe without extending it.
 	time.Sleep(1500 * time.Millisecond)
 	rs := s.send(t, fmt.Sprintf(`{"channel":"/meta/subscribe","clientId":%q,"subscription":"/gc","id":"s1"}`, alive))
 	assertBool(t, rs[0], "successful", true)

@@ -49,6 +49,16 @@ func (w *wsClient) waitReply(t *testing.T, d time.Duration, id string) (gjson.Re
 	return replyByID(all, id), all
 }
 
+// barrier sends a publish on the socket and reads frames until its reply:
+// then the server has read every frame sent before (it reads a socket in
+// order). It returns the messages read, the reply included.
+func (w *wsClient) barrier(t *testing.T, id string) []gjson.Result {
+	t.Helper()
+	w.sendText(t, fmt.Sprintf(`[{"channel":"/barrier","data":0,"id":%q}]`, id))
+	_, all := w.waitReply(t, 2*time.Second, id)
+	return all
+}
+
 const wsHandshake = `[{"channel":"/meta/handshake","version":"1.0","minimumVersion":"1.0","supportedConnectionTypes":["websocket","long-polling","callback-polling"],"advice":{"timeout":60000,"interval":0},"id":"1"}]`
 
 func TestWSUpgradeAndHandshake(t *testing.T) {
@@ -202,14 +212,15 @@ func TestWSRebind(t *testing.T) {
 	w := s.dialWS(t, "")
 	old := s.handshake(t)
 	w.sendText(t, fmt.Sprintf(`[{"channel":"/meta/connect","clientId":%q,"connectionType":"websocket","id":"1"}]`, old))
-	time.Sleep(200 * time.Millisecond)
+	early := w.barrier(t, "b1") // the server has read the old session's connect
 
 	cid := s.handshake(t)
 	s.subscribe(t, cid, "/r")
 	w.sendText(t, fmt.Sprintf(`[{"channel":"/meta/connect","clientId":%q,"connectionType":"websocket","id":"2"}]`, cid))
-	time.Sleep(200 * time.Millisecond)
+	early = append(early, w.barrier(t, "b2")...) // and bound the socket to the new session
 	s.publish(t, "/r", `{"to":"new"}`)
 	all, ok := w.collect(t, 3*time.Second, func(ms []gjson.Result) bool { return len(broadcasts(ms)) > 0 })
+	all = append(early, all...)
 	if !ok {
 		t.Fatalf("message for the new session did not arrive on the socket: %s", rawList(all))
 	}

@@ -17,6 +17,14 @@ fi
 step "go vet"
 go vet ./...
 
+step "staticcheck"
+staticcheck="$(go env GOPATH)/bin/staticcheck"
+case "$("$staticcheck" -version 2>/dev/null || true)" in
+  *"(0.8.2)"*) ;;
+  *) go install honnef.co/go/tools/cmd/staticcheck@v0.8.2 ;;
+esac
+"$staticcheck" ./...
+
 step "npm packages for the compatibility suites"
 ./scripts/npm-install.sh
 

@@ -1,17 +1,16 @@
 package api_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/bayeux/api"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 	"github.com/tidwall/gjson"
 )
 
@@ -33,13 +32,7 @@ func newEnv(t *testing.T, bcfg bayeux.Config, acfg api.Config) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-	})
+	hs := bayeuxtest.Serve(t, srv, srv.Shutdown)
 	if acfg.Logger == nil {
 		acfg.Logger = quietLogger()
 	}
@@ -88,16 +81,7 @@ func header(k, v string) func(*http.Request) {
 // post sends Bayeux messages as a long-polling client does.
 func (e *env) post(t *testing.T, body string) gjson.Result {
 	t.Helper()
-	res, err := http.Post(e.bayeuxURL, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("POST %s: %v", body, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("POST %s: status %d %s", body, res.StatusCode, b)
-	}
-	return gjson.ParseBytes(b)
+	return bayeuxtest.MustPost(t, e.bayeuxURL, body)
 }
 
 func (e *env) handshake(t *testing.T) string {

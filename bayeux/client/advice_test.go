@@ -16,6 +16,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/bayou-pubsub/bayou/bayeux/client"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // fakeServer is a scripted long-polling Bayeux server for the advice
@@ -29,6 +30,7 @@ type fakeServer struct {
 
 	mu   sync.Mutex
 	reqs []fakeRequest
+	next chan struct{} // closed at the next request
 }
 
 type fakeRequest struct {
@@ -45,6 +47,10 @@ func (f *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ch := m.Get("channel").String()
 		f.mu.Lock()
 		f.reqs = append(f.reqs, fakeRequest{at: time.Now(), channel: ch, msg: m})
+		if f.next != nil {
+			close(f.next)
+			f.next = nil
+		}
 		n := 0
 		for _, q := range f.reqs {
 			if q.channel == ch {
@@ -109,11 +115,21 @@ func (f *fakeServer) requests(channel string) []fakeRequest {
 	return out
 }
 
+// nextRequest returns a channel closed when the next request arrives.
+func (f *fakeServer) nextRequest() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.next == nil {
+		f.next = make(chan struct{})
+	}
+	return f.next
+}
+
 func (f *fakeServer) waitRequests(t *testing.T, channel string, n int) []fakeRequest {
 	t.Helper()
-	waitFor(t, 10*time.Second, strconv.Itoa(n)+" "+channel+" requests", func() bool {
+	bayeuxtest.Eventually(t, 10*time.Second, func() bool {
 		return len(f.requests(channel)) >= n
-	})
+	}, strconv.Itoa(n)+" "+channel+" requests")
 	return f.requests(channel)
 }
 
@@ -146,7 +162,12 @@ func TestAdvice(t *testing.T) {
 			if !errors.Is(sc.Err, client.ErrStopped) || !errors.As(sc.Err, &berr) || berr.Code != 403 {
 				t.Errorf("closed with %v, want ErrStopped and the 403", sc.Err)
 			}
-			time.Sleep(300 * time.Millisecond)
+			// No request may follow: watch for one for 300ms (a bounded
+			// wait for something that must not happen).
+			select {
+			case <-f.nextRequest():
+			case <-time.After(300 * time.Millisecond):
+			}
 			if h, n := len(f.requests("/meta/handshake")), len(f.requests("/meta/connect")); h != 1 || n != 2 {
 				t.Errorf("%d handshakes and %d connects after none, want 1 and 2", h, n)
 			}

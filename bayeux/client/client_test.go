@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/bayeux/client"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 var transports = []string{client.WebSocket, client.LongPolling}
@@ -128,14 +130,14 @@ func TestOneServerSubscriptionPerPattern(t *testing.T) {
 			if _, err := c.Publish(ctx, "/one/x", 1); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, "every handler called", func() bool {
+			bayeuxtest.Eventually(t, 5*time.Second, func() bool {
 				for i := range got {
 					if got[i].Load() != 1 {
 						return false
 					}
 				}
 				return true
-			})
+			}, "every handler called")
 
 			// Cancelling all but one keeps the server subscription.
 			for _, s := range subs[:4] {
@@ -152,7 +154,7 @@ func TestOneServerSubscriptionPerPattern(t *testing.T) {
 			if _, err := c.Publish(ctx, "/one/x", 2); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, 5*time.Second, "last handler called", func() bool { return got[4].Load() == 2 })
+			bayeuxtest.Eventually(t, 5*time.Second, func() bool { return got[4].Load() == 2 }, "last handler called")
 			for i := range 4 {
 				if n := got[i].Load(); n != 1 {
 					t.Errorf("cancelled handler %d called %d times", i, n)
@@ -338,17 +340,6 @@ func (l *stateLog) waitFor(t *testing.T, state client.State, clientID string) cl
 	}
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // TestConcurrentUse hammers one client from many goroutines (run with
 // -race).
 func TestConcurrentUse(t *testing.T) {
@@ -447,8 +438,9 @@ func TestNoGoroutineLeaks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		var log bayeuxtest.Buffer
 		c, err := client.New(fmt.Sprintf("http://127.0.0.1:%d/bayeux", port),
-			client.WithLogger(quietLogger()), client.WithBackoff(10*time.Millisecond, 50*time.Millisecond))
+			client.WithLogger(slog.New(slog.NewTextHandler(&log, nil))), client.WithBackoff(10*time.Millisecond, 50*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -457,7 +449,8 @@ func TestNoGoroutineLeaks(t *testing.T) {
 			_, err := c.Publish(context.Background(), "/nowhere", 1)
 			waiting <- err
 		}()
-		time.Sleep(200 * time.Millisecond)
+		bayeuxtest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(log.String(), "attempt=3") },
+			"a third failed handshake logged")
 		if got := c.State(); got != client.StateConnecting {
 			t.Errorf("State() = %v while the server is unreachable", got)
 		}

@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +22,7 @@ import (
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/bayeux/client"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // TestMain runs the tests, then checks that no goroutine of the package
@@ -160,13 +159,7 @@ func startInproc(t *testing.T, cfg bayeux.Config, wrap func(http.Handler) http.H
 	if wrap != nil {
 		h = wrap(srv)
 	}
-	ts := httptest.NewServer(h)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		ts.Close()
-	})
+	ts := bayeuxtest.Serve(t, h, srv.Shutdown)
 	mount := cfg.Mount
 	if mount == "" {
 		mount = "/bayeux"
@@ -197,7 +190,8 @@ func bayouBinary(t *testing.T) string {
 		}
 		tmpDir = dir
 		bayouBin = filepath.Join(dir, "bayou")
-		cmd := exec.Command(goTool(), "build", "-o", bayouBin, "./cmd/bayou")
+		// go test puts its own GOROOT/bin first on the PATH.
+		cmd := exec.Command("go", "build", "-o", bayouBin, "./cmd/bayou")
 		cmd.Dir = moduleRoot
 		out, err := cmd.CombinedOutput()
 		if err != nil {
@@ -208,13 +202,6 @@ func bayouBinary(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return bayouBin
-}
-
-func goTool() string {
-	if p := filepath.Join(runtime.GOROOT(), "bin", "go"); fileExists(p) {
-		return p
-	}
-	return "go"
 }
 
 func fileExists(p string) bool {
@@ -315,7 +302,6 @@ type proc struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  bytes.Buffer
 	url  string
 }
 
@@ -327,7 +313,7 @@ func (p *proc) start(name string, args []string, dir string) error {
 	if err != nil {
 		return err
 	}
-	var stderr lockedBuffer
+	var stderr bayeuxtest.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		return err
@@ -382,23 +368,6 @@ func (p *proc) stop() {
 		_ = cmd.Process.Kill()
 		<-done
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux/client"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // fayeReport is a line printed by testdata/faye-subscriber.mjs.
@@ -41,7 +42,7 @@ func TestFayeSubscriber10k(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var stderr lockedBuffer
+			var stderr bayeuxtest.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)

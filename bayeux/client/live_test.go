@@ -3,6 +3,8 @@ package client_test
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,7 +31,30 @@ func TestLive(t *testing.T) {
 }
 
 func liveRoundTrip(t *testing.T, srv *testServer, tr string) {
-	sub := dial(t, srv.url, tr)
+	// timedOut is closed by the first connect reply that comes a second or
+	// more after the last delivery: a held connect that timed out (the
+	// servers hold them for 2s) rather than one released by a delivery.
+	timedOut := make(chan struct{})
+	var (
+		mu           sync.Mutex
+		lastDelivery time.Time
+	)
+	sub := dial(t, srv.url, tr, client.WithExtension(client.Extension{
+		Incoming: func(m *client.Message) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case !strings.HasPrefix(m.Channel, "/meta/"):
+				lastDelivery = time.Now()
+			case m.Channel == "/meta/connect" && !lastDelivery.IsZero() && time.Since(lastDelivery) >= time.Second:
+				select {
+				case <-timedOut:
+				default:
+					close(timedOut)
+				}
+			}
+		},
+	}))
 	pub := dial(t, srv.url, tr, client.WithExtension(client.Extension{
 		Outgoing: func(m *client.Message) {
 			if m.Channel == "/live/rt" {
@@ -60,7 +85,11 @@ func liveRoundTrip(t *testing.T, srv *testServer, tr string) {
 	}
 	// A held connect is released by a delivery, and the next connects are
 	// held again: messages keep flowing after more than one timeout.
-	time.Sleep(2500 * time.Millisecond)
+	select {
+	case <-timedOut:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no held connect timed out after the deliveries")
+	}
 	if _, err := pub.Publish(ctx, "/live/rt", "late"); err != nil {
 		t.Fatal(err)
 	}

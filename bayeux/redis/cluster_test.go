@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 func TestSessions(t *testing.T) {
@@ -84,17 +86,30 @@ func TestSessions(t *testing.T) {
 			if got := owner(t, b, "s3"); got != "owner" {
 				t.Fatalf("owner = %q", got)
 			}
-			time.Sleep(300 * time.Millisecond)
-			if got := owner(t, b, "s3"); got != "" {
-				t.Fatalf("owner after expiry = %q", got)
-			}
+			took := eventually(t, b, "s3", "")
+			t.Logf("claim of 150ms gone after %v", took.Round(time.Millisecond))
 		}},
 		{"claim extended", func(t *testing.T) {
-			for range 3 {
-				if err := a.ClaimSession(ctx, "s4", 200*time.Millisecond); err != nil {
+			// Each renewal comes once half the claim's ttl has run
+			// out (its PTTL, read from Redis) and must put it back.
+			const ttl = 400 * time.Millisecond
+			left := func() time.Duration {
+				ms, err := raw.Do(ctx, raw.B().Pttl().Key(a.keys.sess+"s4").Build()).AsInt64()
+				if err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(120 * time.Millisecond)
+				return time.Duration(ms) * time.Millisecond // -2ms once expired
+			}
+			for i := range 3 {
+				if i > 0 {
+					bayeuxtest.Eventually(t, 5*time.Second, func() bool { return left() < ttl/2 }, "half the claim's ttl run out")
+				}
+				if err := a.ClaimSession(ctx, "s4", ttl); err != nil {
+					t.Fatal(err)
+				}
+				if l := left(); l < ttl/2 {
+					t.Fatalf("claim %d: %v of its ttl left", i, l)
+				}
 			}
 			if got := owner(t, b, "s4"); got != "owner" {
 				t.Fatalf("owner = %q", got)

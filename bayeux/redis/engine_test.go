@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 func TestConfig(t *testing.T) {
@@ -107,13 +108,8 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel() // the Start context ends the engine
-	deadline := time.Now().Add(5 * time.Second)
-	for e.Publish(ctx, p) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("engine still publishing after its context ended")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool { return e.Publish(ctx, p) != nil },
+		"the engine stops publishing after its context ended")
 	if err := e.Publish(ctx, p); !errors.Is(err, bayeux.ErrEngineClosed) {
 		t.Errorf("Publish after Close = %v", err)
 	}
@@ -223,8 +219,19 @@ func TestRedisRestart(t *testing.T) {
 	killedAt := time.Since(t0)
 	srv.kill()
 
-	// During the outage: errors, each within OpTimeout (plus slack).
-	time.Sleep(1500 * time.Millisecond)
+	// During the outage: errors, each within OpTimeout (plus slack), once
+	// the stream has seen a few.
+	bayeuxtest.Eventually(t, 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		failed := 0
+		for _, r := range results {
+			if r.err != nil {
+				failed++
+			}
+		}
+		return failed >= 3
+	}, "three publishes failed after the kill")
 	slow := opTimeout + 300*time.Millisecond
 	began := time.Now()
 	if err := b.Subscribe(ctx, "/r/other"); err == nil {
@@ -393,7 +400,10 @@ func TestRedisUnresponsive(t *testing.T) {
 			t.Errorf("%s took %v to fail (OpTimeout %v)", c.name, took, opTimeout)
 		}
 	}
-	time.Sleep(time.Second)
+	// Resume once both engines have noticed the freeze through their own
+	// heartbeat, not only through the calls above.
+	bayeuxtest.Eventually(t, 10*time.Second, func() bool { return a.heartbeatFailed() && b.heartbeatFailed() },
+		"both engines' heartbeats failed")
 	srv.signal(syscall.SIGCONT)
 	frozen = false
 	resumed := time.Now()
@@ -418,6 +428,14 @@ func TestRedisUnresponsive(t *testing.T) {
 		}
 		prev = i
 	}
+}
+
+// heartbeatFailed reports whether the engine's last heartbeat failed.
+func (e *Engine) heartbeatFailed() bool {
+	n := &e.nodes
+	n.beatMu.Lock()
+	defer n.beatMu.Unlock()
+	return n.beaten && !n.healthy
 }
 
 // ExampleNew shows an engine set up for a server.

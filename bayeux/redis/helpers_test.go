@@ -228,6 +228,24 @@ func (c *collector) waitFor(tb testing.TB, timeout time.Duration, what string, o
 	}
 }
 
+// beyond waits up to d for a publication beyond the first n, one that must
+// not come such as a duplicate (a bounded wait for something that must not
+// happen), and returns the publications.
+func (c *collector) beyond(n int, d time.Duration) []*bayeux.Publication {
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	for {
+		if ps := c.snapshot(); len(ps) > n {
+			return ps
+		}
+		select {
+		case <-c.notify:
+		case <-timeout.C:
+			return c.snapshot()
+		}
+	}
+}
+
 // waitChannel waits for a publication on channel.
 func (c *collector) waitChannel(tb testing.TB, channel string) {
 	tb.Helper()

@@ -114,8 +114,7 @@ func TestOrder(t *testing.T) {
 				return len(ps) >= total
 			})
 			elapsed := time.Since(began)
-			time.Sleep(50 * time.Millisecond) // let any duplicate show up
-			ps := b.got.snapshot()
+			ps := b.got.beyond(total, 50*time.Millisecond) // any duplicate
 			if len(ps) != total {
 				t.Fatalf("received %d publications, want %d", len(ps), total)
 			}

@@ -3,10 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // bayouNode is a Bayou server on a Redis engine, on a loopback listener.
@@ -39,43 +37,21 @@ func startCluster(t *testing.T, srv *redisServer, n int, timeout time.Duration) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		hs := httptest.NewServer(b)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = b.Shutdown(ctx)
-			hs.Close()
-		})
+		hs := bayeuxtest.Serve(t, b, b.Shutdown)
 		nodes = append(nodes, &bayouNode{srv: b, engine: e, url: hs.URL + "/bayeux"})
 	}
 	return nodes
 }
 
-// post sends a JSON body and returns the reply array; it fails the test
-// only from the test's goroutine (errors are returned otherwise).
+// post sends a JSON body and returns the reply array; it does not fail
+// the test, so that any goroutine may call it.
 func (n *bayouNode) post(body string) (gjson.Result, error) {
-	res, err := http.Post(n.url, "application/json", strings.NewReader(body))
-	if err != nil {
-		return gjson.Result{}, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		return gjson.Result{}, err
-	}
-	if res.StatusCode != http.StatusOK {
-		return gjson.Result{}, fmt.Errorf("status %d: %s", res.StatusCode, b)
-	}
-	return gjson.ParseBytes(b), nil
+	return bayeuxtest.Post(context.Background(), n.url, body)
 }
 
 func (n *bayouNode) mustPost(t *testing.T, body string) gjson.Result {
 	t.Helper()
-	r, err := n.post(body)
-	if err != nil {
-		t.Fatalf("POST %s: %v", body, err)
-	}
-	return r
+	return bayeuxtest.MustPost(t, n.url, body)
 }
 
 func (n *bayouNode) handshake(t *testing.T) string {
@@ -136,11 +112,7 @@ func TestClusterOfServers(t *testing.T) {
 	}
 	// The WebSocket client: handshake on node 0, socket on node 2.
 	wsID := nodes[0].handshake(t)
-	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(nodes[2].url, "http"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ws.Close()
+	ws := bayeuxtest.DialWebSocket(t, nodes[2].url, nil)
 	frames := make(chan gjson.Result, 1024)
 	go func() {
 		for {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 func startYardstick(t *testing.T) string {
@@ -27,14 +28,7 @@ func startBayou(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(b)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = b.Shutdown(ctx)
-		srv.Close()
-	})
-	return srv.URL + "/bayeux"
+	return bayeuxtest.Serve(t, b, b.Shutdown).URL + "/bayeux"
 }
 
 func smallLoad(url, scenario string) *loadConfig {

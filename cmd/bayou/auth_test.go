@@ -22,6 +22,7 @@ import (
 	"github.com/bayou-pubsub/bayou/extensions/callback"
 	"github.com/bayou-pubsub/bayou/extensions/jwtauth"
 	"github.com/bayou-pubsub/bayou/extensions/tokenauth"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -133,7 +134,7 @@ func TestHelpListsAuthFlags(t *testing.T) {
 func startRun(t *testing.T, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout := &syncBuffer{}
+	stdout := &bayeuxtest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0", "--timeout", "1", "--log-level", "error"}, args...), noEnv, stdout, io.Discard)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -89,7 +91,7 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 // the command through its context.
 func TestRunServesAndDrains(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout := &syncBuffer{}
+	stdout := &bayeuxtest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--timeout", "1", "--log-level", "error"},

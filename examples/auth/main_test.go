@@ -7,10 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 func TestPrintToken(t *testing.T) {
@@ -46,14 +47,7 @@ func TestUsersChannels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-	})
-	url := hs.URL + "/bayeux"
+	url := bayeuxtest.Serve(t, srv, srv.Shutdown).URL + "/bayeux"
 	ext := func(user string) string {
 		if user == "" {
 			return ""

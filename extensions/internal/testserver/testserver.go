@@ -1,19 +1,18 @@
 // Package testserver runs a bayeux.Server on a loopback httptest server for
-// the extensions' tests, and speaks the Bayeux protocol to it as JSON POSTs.
+// the extensions' tests (through internal/bayeuxtest), and speaks the Bayeux
+// protocol to it as JSON POSTs.
 package testserver
 
 import (
-	"context"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 	"github.com/tidwall/gjson"
 )
 
@@ -37,13 +36,7 @@ func New(t testing.TB, cfg bayeux.Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		hs.Close()
-	})
+	hs := bayeuxtest.Serve(t, srv, srv.Shutdown)
 	return &Server{Server: srv, URL: hs.URL + "/bayeux"}
 }
 
@@ -51,26 +44,7 @@ func New(t testing.TB, cfg bayeux.Config) *Server {
 // headers are name, value pairs.
 func (s *Server) Post(t testing.TB, body string, headers ...string) gjson.Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", body, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil || res.StatusCode != http.StatusOK {
-		t.Fatalf("POST %s: status %d %s %v", body, res.StatusCode, b, err)
-	}
-	return gjson.ParseBytes(b)
+	return bayeuxtest.MustPost(t, s.URL, body, headers...)
 }
 
 // Ext renders an ext object holding key: value (a JSON string), or nothing

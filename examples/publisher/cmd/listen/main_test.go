@@ -1,35 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/bayeux/client"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestListenPrintsMessages(t *testing.T) {
 	quiet := slog.New(slog.DiscardHandler)
@@ -37,14 +18,11 @@ func TestListenPrintsMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	defer srv.Shutdown(context.Background())
-	url := ts.URL + "/bayeux"
+	url := bayeuxtest.Serve(t, srv, srv.Shutdown).URL + "/bayeux"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	var stdout, stderr syncBuffer
+	var stdout, stderr bayeuxtest.Buffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"-url", url, "-count", "2", "/chat/**"}, &stdout, &stderr) }()
 

@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/bayeux/client"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 func TestPublishLines(t *testing.T) {
@@ -19,10 +19,7 @@ func TestPublishLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv)
-	defer ts.Close()
-	defer srv.Shutdown(context.Background())
-	url := ts.URL + "/bayeux"
+	url := bayeuxtest.Serve(t, srv, srv.Shutdown).URL + "/bayeux"
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
