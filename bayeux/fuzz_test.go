@@ -18,6 +18,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // Fuzz targets for the hardening against hostile input (limits.go). Whatever
@@ -473,9 +475,8 @@ func replyCount(t *testing.T, b []byte) int {
 // HTTP.
 func FuzzWebSocketFrame(f *testing.F) {
 	srv := newFuzzServer(f, Config{Timeout: 100 * time.Millisecond})
-	hs := httptest.NewServer(srv) // on 127.0.0.1
-	f.Cleanup(hs.Close)           // runs before the server's shutdown
-	wsURL := "ws" + strings.TrimPrefix(hs.URL, "http") + "/bayeux"
+	hs := bayeuxtest.Serve(f, srv, nil) // on 127.0.0.1; closed before the server's shutdown
+	wsURL := bayeuxtest.WebSocketURL(hs.URL) + "/bayeux"
 	httpURL := hs.URL + "/bayeux"
 	for _, s := range batchSeeds() {
 		f.Add(s)
