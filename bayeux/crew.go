@@ -23,23 +23,36 @@ func newCrew() *crew { return &crew{idle: make(chan struct{})} }
 // runs nothing and reports false (the server is shutting down, and what f
 // would do, Shutdown does).
 func (c *crew) spawn(f func()) bool {
+	if !c.enter() {
+		return false
+	}
+	go c.run(f)
+	return true
+}
+
+func (c *crew) run(f func()) {
+	defer c.leave()
+	f()
+}
+
+// enter counts a goroutine about to start, unless the crew is stopping
+// (then it reports false). The goroutine must call leave when it returns.
+// Hot paths use the pair with a plain go statement, which allocates nothing,
+// where spawn allocates its function value.
+func (c *crew) enter() bool {
 	for {
 		n := c.state.Load()
 		if n&stopBit != 0 {
 			return false
 		}
 		if c.state.CompareAndSwap(n, n+1) {
-			break
+			return true
 		}
 	}
-	go func() {
-		defer c.done()
-		f()
-	}()
-	return true
 }
 
-func (c *crew) done() {
+// leave uncounts a goroutine counted by enter.
+func (c *crew) leave() {
 	if c.state.Add(-1) == stopBit {
 		c.once.Do(func() { close(c.idle) })
 	}

@@ -119,6 +119,9 @@ func parseValid(body []byte, max int) ([]Message, error) {
 // (it does not validate b): the JSON parser, which recurses, runs only on
 // text that passed it.
 func nestingExceeds(b []byte, max int) bool {
+	if bytes.Count(b, openBracket)+bytes.Count(b, openBrace) <= max {
+		return false // too few openings to nest that deep: skip the scan
+	}
 	depth := 0
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
@@ -134,6 +137,8 @@ func nestingExceeds(b []byte, max int) bool {
 	}
 	return false
 }
+
+var openBracket, openBrace = []byte{'['}, []byte{'{'}
 
 // stringEnd returns the index of the quote that closes the JSON string
 // whose contents start at i, or len(b) when it is not closed.

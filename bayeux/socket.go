@@ -90,14 +90,21 @@ func (c *socket) detach(sess *Session) []byte {
 
 // notify starts a flush unless one is running.
 func (c *socket) notify() {
-	if c.flushing.CompareAndSwap(false, true) && !c.srv.crew.spawn(c.flush) {
+	if !c.flushing.CompareAndSwap(false, true) {
+		return
+	}
+	if c.srv.crew.enter() {
+		go c.flush()
+	} else {
 		c.flushing.Store(false) // shutting down
 	}
 }
 
 // flush writes everything queued for the bound session, in as few frames
-// as possible, until the queue is empty.
+// as possible, until the queue is empty. It runs on a goroutine counted by
+// the server's crew.
 func (c *socket) flush() {
+	defer c.srv.crew.leave()
 	for {
 		sess := c.sess.Load()
 		if sess == nil || c.closed.Load() {

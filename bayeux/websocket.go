@@ -116,7 +116,9 @@ func (c *wsConn) startReading() {
 		c.close(code, "") // echo the code, as the protocol asks
 		return nil
 	})
-	c.srv.crew.spawn(c.read)
+	if c.srv.crew.enter() {
+		go c.read()
+	}
 }
 
 // read waits for a frame, reads and handles it, then hands reading over to
@@ -126,6 +128,7 @@ func (c *wsConn) startReading() {
 // fresh goroutine, at the smallest stack. Frames are still handled one at a
 // time, in order.
 func (c *wsConn) read() {
+	defer c.srv.crew.leave()
 	err := c.wc.WaitReadable()
 	var data []byte
 	if err == nil {
@@ -140,7 +143,12 @@ func (c *wsConn) read() {
 	}
 	c.lastRead.Store(time.Now().UnixNano())
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
-	if c.handleFrame(data) && !c.srv.crew.spawn(c.read) {
+	if !c.handleFrame(data) {
+		return
+	}
+	if c.srv.crew.enter() {
+		go c.read()
+	} else {
 		c.close(closeGoingAway, "server shutting down")
 	}
 }
