@@ -26,6 +26,14 @@ packages=$(go list -f '{{.ImportPath}} {{.Dir}}' ./... | while read -r pkg dir; 
   if grep -qs '^func Fuzz' "$dir"/*_test.go; then echo "$pkg"; fi
 done)
 
+# deadline_race reports whether the fuzzing log $1 failed only because of
+# the Go 1.26 coordinator race at the end of -fuzztime: the bare error
+# "context deadline exceeded" and no failing input written, no panic.
+deadline_race() {
+  grep -q '^    context deadline exceeded$' "$1" &&
+    ! grep -q 'Failing input written to\|panic:' "$1"
+}
+
 ran=0
 failed=()
 for pkg in $packages; do
@@ -33,10 +41,16 @@ for pkg in $packages; do
   for target in $(grep '^Fuzz' <<<"$listed" || true); do
     printf '\n--> %s %s for %s\n' "$pkg" "$target" "$fuzztime"
     ran=$((ran + 1))
+    log=$(mktemp)
     if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" \
-      -fuzzminimizetime "$minimize" -parallel "$parallel" "$pkg"; then
-      failed+=("$pkg $target")
+      -fuzzminimizetime "$minimize" -parallel "$parallel" "$pkg" 2>&1 | tee "$log"; then
+      if deadline_race "$log"; then
+        echo "fuzz: $target stopped on Go's fuzz-coordinator deadline race (go.dev/issue/75804, fixed in Go 1.27): no failing input, counted as passed"
+      else
+        failed+=("$pkg $target")
+      fi
     fi
+    rm -f "$log"
   done
 done
 
