@@ -90,14 +90,19 @@ func BenchmarkFanout1000(b *testing.B) {
 func BenchmarkPublish1000(b *testing.B) {
 	srv, sessions := benchServer(b, 1000, "/chat/**")
 	b.ReportAllocs()
+	publishLoop(b, srv, sessions, benchPublish)
+}
+
+// publishLoop handles body as a client's request on every iteration,
+// draining the sessions' queues every 32, as connections would.
+func publishLoop(b *testing.B, srv *Server, sessions []*Session, body []byte) {
 	i := 0
 	for b.Loop() {
-		msgs, err := testLimits.parseBatch(benchPublish)
+		msgs, err := testLimits.parseBatch(body)
 		if err != nil {
 			b.Fatal(err)
 		}
-		x := srv.newExchange(b.Context(), nil, nil)
-		x.run(msgs)
+		srv.newExchange(b.Context(), nil, nil).run(msgs)
 		if i++; i%32 == 0 {
 			drain(sessions)
 		}
@@ -141,18 +146,7 @@ func BenchmarkPublishChannelLength(b *testing.B) {
 			body := []byte(`{"channel":"` + tc.channel + `","data":1}`)
 			b.ReportAllocs()
 			b.SetBytes(int64(len(tc.channel)))
-			i := 0
-			for b.Loop() {
-				msgs, err := testLimits.parseBatch(body)
-				if err != nil {
-					b.Fatal(err)
-				}
-				x := srv.newExchange(b.Context(), nil, nil)
-				x.run(msgs)
-				if i++; i%32 == 0 {
-					drain(sessions)
-				}
-			}
+			publishLoop(b, srv, sessions, body)
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(tc.channel)), "ns/byte")
 		})
 	}

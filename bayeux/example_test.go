@@ -52,9 +52,10 @@ func handshake(post func(string) string) string {
 	return reply[strings.Index(reply, `"clientId":"`)+12:][:31]
 }
 
-// quietServer returns a server that logs nothing, for the examples.
-func quietServer() *bayeux.Server {
-	srv, err := bayeux.New(bayeux.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+// quietServer returns a server with extensions that logs nothing, for the
+// examples.
+func quietServer(extensions ...bayeux.Extension) *bayeux.Server {
+	srv, err := bayeux.New(bayeux.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Extensions: extensions})
 	if err != nil {
 		panic(err)
 	}
@@ -122,13 +123,7 @@ func (tokenCheck) Incoming(_ context.Context, m *bayeux.Message) {
 // An Extension sees every incoming message before it is handled (and every
 // reply before it is sent).
 func ExampleExtension() {
-	srv, err := bayeux.New(bayeux.Config{
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Extensions: []bayeux.Extension{tokenCheck{}},
-	})
-	if err != nil {
-		panic(err)
-	}
+	srv := quietServer(tokenCheck{})
 	defer srv.Shutdown(context.Background())
 	hs := httptest.NewServer(srv)
 	defer hs.Close()
@@ -161,13 +156,7 @@ func (redactor) Delivery(_ context.Context, m *bayeux.Message) func(*bayeux.Sess
 // A DeliveryFilter decides, per recipient, whether and how a publication is
 // delivered.
 func ExampleDeliveryFilter() {
-	srv, err := bayeux.New(bayeux.Config{
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Extensions: []bayeux.Extension{redactor{}},
-	})
-	if err != nil {
-		panic(err)
-	}
+	srv := quietServer(redactor{})
 	defer srv.Shutdown(context.Background())
 	hs := httptest.NewServer(srv)
 	defer hs.Close()

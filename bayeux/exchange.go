@@ -256,11 +256,8 @@ func (x *exchange) connectMsg(m *Message) {
 	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: channels.MetaConnect, Error: m.Error}
 	sess := m.Session
 	// faye's precedence: the last applicable check wins.
-	if sess == nil {
-		r.Error = errClientUnknown(m.ClientID)
-	}
-	if m.ClientID == "" {
-		r.Error = errParameterMissing("clientId")
+	if e := clientError(m); e != "" {
+		r.Error = e
 	}
 	if !supportedConnectionType(m.ConnectionType) {
 		r.Error = errConnTypesNotSupported([]string{m.ConnectionType})
@@ -289,16 +286,26 @@ func (x *exchange) connectMsg(m *Message) {
 	x.connect = &pendingConnect{sess: sess, reply: r, hold: hold, at: len(x.replies)}
 }
 
+// clientError is the error of a message that needs a session and has
+// none: with faye's precedence a missing clientId wins over an unknown one.
+// It is "" when the message has a session.
+func clientError(m *Message) string {
+	switch {
+	case m.ClientID == "":
+		return errParameterMissing("clientId")
+	case m.Session == nil:
+		return errClientUnknown(m.ClientID)
+	}
+	return ""
+}
+
 func (x *exchange) subscribe(m *Message, subscribe bool) {
 	s := x.srv
 	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: m.Error, Session: m.Session}
 	sess := m.Session
 	// faye's precedence: the last applicable check wins.
-	if sess == nil {
-		r.Error = errClientUnknown(m.ClientID)
-	}
-	if m.ClientID == "" {
-		r.Error = errParameterMissing("clientId")
+	if e := clientError(m); e != "" {
+		r.Error = e
 	}
 	if m.Subscription == "" {
 		r.Error = errParameterMissing("subscription")
@@ -381,11 +388,8 @@ func (x *exchange) disconnect(m *Message) {
 	s := x.srv
 	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: channels.MetaDisconnect, Error: m.Error, Session: m.Session}
 	sess := m.Session
-	if sess == nil {
-		r.Error = errClientUnknown(m.ClientID)
-	}
-	if m.ClientID == "" {
-		r.Error = errParameterMissing("clientId")
+	if e := clientError(m); e != "" {
+		r.Error = e
 	}
 	if r.Error != "" {
 		r.ClientID = ""
