@@ -147,9 +147,46 @@ type Config struct {
 	// in-memory engine for a single node.
 	Engine Engine
 
+	// History keeps the recent publications of the channels its rules
+	// match (the first matching rule applies), so that clients can replay
+	// what they missed: each publication gets a Position, which its copies
+	// carry in ext.replayId and ext.epoch, and a subscribe with
+	// ext.replay gets what it missed first (see the package documentation,
+	// "Delivery guarantees"). The engine must implement Historian.
+	// Default: no history; channels without it cost nothing more.
+	History []HistoryRule
+
+	// HistoryMaxBytes bounds the memory that the default in-memory
+	// engine's history takes, all channels together; past it the oldest
+	// publications go first. Default 64 MiB.
+	HistoryMaxBytes int64
+
+	// ReplayLost says how a subscribe is answered when it asks to replay
+	// from a position that is no longer retained, or from another epoch:
+	// ReplayLostError (the default) refuses it with a 400 error, as
+	// Salesforce does; ReplayLostReport subscribes and says in the reply's
+	// ext that the messages were not recovered, so that the application
+	// reloads its state.
+	ReplayLost ReplayLostPolicy
+
+	// NoAck turns off the acknowledgement extension (CometD's
+	// AckExtension), which clients otherwise enable by sending ext.ack
+	// true in their handshake.
+	NoAck bool
+
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
 }
+
+// ReplayLostPolicy is the answer to a replay from a position that is no
+// longer retained (see Config.ReplayLost).
+type ReplayLostPolicy int
+
+// The answers to a replay from a lost position.
+const (
+	ReplayLostError  ReplayLostPolicy = iota // a 400 error
+	ReplayLostReport                         // success, ext says "recovered": false
+)
 
 // withDefaults returns c with every zero field set to its default.
 func (c Config) withDefaults() Config {
@@ -163,6 +200,7 @@ func (c Config) withDefaults() Config {
 	c.WriteTimeout = positive(c.WriteTimeout, 10*time.Second)
 	c.MaxMessageSize = positive(c.MaxMessageSize, 1<<20)
 	c.MaxQueueBytes = positive(c.MaxQueueBytes, 4<<20)
+	c.HistoryMaxBytes = positive(c.HistoryMaxBytes, 64<<20)
 	c.MaxNesting = positive(c.MaxNesting, 64)
 	c.MaxBatch = positive(c.MaxBatch, 100)
 	c.MaxChannelLength = positive(c.MaxChannelLength, 1024)

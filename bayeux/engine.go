@@ -52,6 +52,16 @@ type Publication struct {
 	// Exclude is a clientId that must not receive it (a publisher on a
 	// channel where senders are excluded); empty for none.
 	Exclude string
+	// History, when set on a publish, asks the engine to keep the
+	// publication in its channel's history under this rule and to give it
+	// a Position (the engine must implement Historian). It is nil on
+	// channels without history and on deliveries.
+	History *HistoryRule
+	// Position is the publication's place in its channel's history, set
+	// by the engine on delivery (and in History's results); zero on
+	// channels without history. Message does not carry it: the server adds
+	// it to the copy its subscribers receive.
+	Position Position
 }
 
 // ErrEngineClosed is returned by an engine that is not started or closed.
