@@ -329,7 +329,9 @@ func (rs *remoteSocket) work() {
 		}
 		x := s.newExchange(s.ctx, rs.req, &rs.socket)
 		x.run(msgs)
-		if rs.write(rs.apply(x)...) != nil {
+		err = rs.write(rs.apply(x)...)
+		x.finish()
+		if err != nil {
 			continue
 		}
 		if x.closeAfter {

@@ -200,7 +200,7 @@ func (c Config) withDefaults() Config {
 	c.WriteTimeout = positive(c.WriteTimeout, 10*time.Second)
 	c.MaxMessageSize = positive(c.MaxMessageSize, 1<<20)
 	c.MaxQueueBytes = positive(c.MaxQueueBytes, 4<<20)
-	c.HistoryMaxBytes = positive(c.HistoryMaxBytes, 64<<20)
+	c.HistoryMaxBytes = positive(c.HistoryMaxBytes, defaultHistoryBytes)
 	c.MaxNesting = positive(c.MaxNesting, 64)
 	c.MaxBatch = positive(c.MaxBatch, 100)
 	c.MaxChannelLength = positive(c.MaxChannelLength, 1024)

@@ -15,22 +15,41 @@ import "time"
 // enqueue appends an encoded message to the queue and wakes the connection
 // that will carry it. It never blocks on I/O. It reports false when the queue
 // is over its limit: the caller must then end the session as a slow consumer.
-func (s *Session) enqueue(msg []byte) bool {
+func (s *Session) enqueue(msg []byte) bool { return s.enqueueAt(msg, "", Position{}) }
+
+// enqueueAt is enqueue for a publication on channel ch at pos (zero when it
+// has no position): while ch is being replayed, it is held back instead,
+// and once it was replayed, what the replay delivered already is dropped.
+func (s *Session) enqueueAt(msg []byte, ch string, pos Position) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return true
 	}
-	if s.queued+len(msg) > s.srv.cfg.MaxQueueBytes {
+	if s.queued+s.pendBytes+len(msg) > s.srv.cfg.MaxQueueBytes {
 		s.mu.Unlock()
 		return false
 	}
+	if pos.Offset != 0 && (s.recovering != nil || s.replayed != nil) && !s.admit(ch, pos, msg) {
+		s.mu.Unlock()
+		return true
+	}
+	s.appendLocked(msg)
+	return true
+}
+
+// appendLocked appends msgs to the queue, releases s.mu (which the caller
+// holds) and wakes the connection that will carry them when the queue was
+// empty.
+func (s *Session) appendLocked(msgs ...[]byte) {
 	if s.queue == nil && s.spare != nil {
 		s.queue, s.spare = s.spare, nil
 	}
-	s.queue = append(s.queue, msg)
-	s.queued += len(msg)
-	first := len(s.queue) == 1
+	first := len(s.queue) == 0 && len(msgs) > 0
+	s.queue = append(s.queue, msgs...)
+	for _, m := range msgs {
+		s.queued += len(m)
+	}
 	st, p := s.stream, s.poll
 	s.mu.Unlock()
 	if first {
@@ -40,7 +59,6 @@ func (s *Session) enqueue(msg []byte) bool {
 			p.wakeUp()
 		}
 	}
-	return true
 }
 
 // drain takes every queued message and hands them to write, which sends
@@ -199,13 +217,14 @@ func (s *Session) endPoll(p *poll, cancelled bool) (take, slow bool) {
 	return take, slow
 }
 
-// connectOn binds the session to socket c for a successful /meta/connect,
-// whose encoded reply is held on c for hold (when hold is 0 the caller sends
-// it now), superseding the connect held on the session. It returns the
+// connectOn binds the session to socket c for the successful /meta/connect
+// pc, whose encoded reply is held on c for pc.hold (when it is 0 the caller
+// sends it now), superseding the connect held on the session. It returns the
 // stream c replaces and, when the superseded connect was held on c itself,
 // its reply for the caller to send first. ok is false when the session has
 // ended.
-func (s *Session) connectOn(c *socket, reply []byte, id string, hold time.Duration) (old stream, first []byte, ok bool) {
+func (s *Session) connectOn(c *socket, pc *pendingConnect, reply []byte, id string) (old stream, first []byte, ok bool) {
+	hold := pc.hold
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -215,7 +234,7 @@ func (s *Session) connectOn(c *socket, reply []byte, id string, hold time.Durati
 	queued := len(s.queue) > 0
 	older := s.supersedeLocked()
 	if hold > 0 {
-		h := &held{conn: c, reply: reply, id: id}
+		h := &held{conn: c, reply: reply, id: id, batch: pc.batch}
 		h.timer = time.AfterFunc(hold, func() { s.releaseHeld(h) })
 		s.held = h
 	}
@@ -335,4 +354,5 @@ type held struct {
 	timer *time.Timer
 	reply []byte // the encoded connect reply, sent when the hold ends
 	id    string // the connect's id
+	batch uint64 // the reply's batch number (acknowledging sessions)
 }

@@ -72,11 +72,17 @@ var ErrEngineClosed = errors.New("bayeux: engine closed")
 type memoryEngine struct {
 	mu      sync.RWMutex
 	deliver func(*Publication)
+	hist    *memHistory
 }
 
+// defaultHistoryBytes is Config.HistoryMaxBytes's default.
+const defaultHistoryBytes = 64 << 20
+
 // NewMemoryEngine returns the Engine of a single node: publishes go straight
-// to the node's own subscribers.
-func NewMemoryEngine() Engine { return &memoryEngine{} }
+// to the node's own subscribers. It keeps channel history (it is a
+// Historian) in memory, within Config.HistoryMaxBytes of the server it is
+// given to.
+func NewMemoryEngine() Engine { return &memoryEngine{hist: newMemHistory(defaultHistoryBytes)} }
 
 func (e *memoryEngine) Start(ctx context.Context, deliver func(*Publication)) error {
 	e.mu.Lock()
@@ -92,6 +98,10 @@ func (e *memoryEngine) Publish(_ context.Context, p *Publication) error {
 	e.mu.RUnlock()
 	if deliver == nil {
 		return ErrEngineClosed
+	}
+	if p.History != nil {
+		e.hist.publish(p, deliver)
+		return nil
 	}
 	deliver(p)
 	return nil
@@ -136,7 +146,8 @@ type Cluster interface {
 	SessionOwner(ctx context.Context, id string) (string, error)
 
 	// Send delivers msg to the node's handler (see HandleNodeMessages). An
-	// error means it was not sent.
+	// error means it was not sent; one wrapping ErrNodeGone means the node
+	// is dead.
 	Send(ctx context.Context, node string, msg []byte) error
 	// HandleNodeMessages sets the function called, one at a time in
 	// arrival order, with each message sent to this node. The server calls
@@ -149,3 +160,9 @@ type Cluster interface {
 	// Counts returns the sums of the live nodes' latest reports.
 	Counts(ctx context.Context) (sessions int, subscribers map[string]int, err error)
 }
+
+// ErrNodeGone is wrapped by the error of a Cluster's Send when the node is
+// dead, not merely out of reach for a moment. Its sessions died with it, and
+// SessionOwner no longer names it: the server answers the requests it would
+// have forwarded there itself, as those of unknown clients.
+var ErrNodeGone = errors.New("bayeux: node gone")

@@ -50,3 +50,20 @@ const errHandshakeRate = "429::Too many handshakes, retry later"
 func errPublishRate(channel string) string {
 	return "429:" + channel + ":Too many publishes, slow down"
 }
+
+// errReplayLost refuses a subscribe whose replay position is no longer
+// retained (or belongs to another epoch), unless the server or the
+// subscribe asks for a report instead (Config.ReplayLost).
+func errReplayLost(channel string, from int64) string {
+	return "400:" + channel + ":Replay position " + strconv.FormatInt(from, 10) +
+		" is no longer retained; subscribe with -2 for every retained message or -1 for new ones"
+}
+
+// errReplayInvalid refuses a subscribe whose ext.replay cannot be read, or
+// names a pattern.
+func errReplayInvalid(channel string) string {
+	return "400:" + channel + ":Invalid replay: a channel name and -1, -2, a replayId or {replayId, epoch}"
+}
+
+// errReplay fails a subscribe whose history could not be read.
+func errReplay(channel string, err error) string { return "500:" + channel + ":" + err.Error() }

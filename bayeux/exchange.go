@@ -32,6 +32,18 @@ type exchange struct {
 	closeAfter bool
 	// handshakes counts the batch's handshakes: one is allowed.
 	handshakes int
+	// after runs once the replies are on their way (see finish): replays
+	// queue their messages there.
+	after []func()
+}
+
+// finish runs what waits for the replies to be sent. The transports call
+// it once the replies are written (or could not be).
+func (x *exchange) finish() {
+	for _, f := range x.after {
+		f()
+	}
+	x.after = nil
 }
 
 // pendingConnect is a successful /meta/connect not yet answered.
@@ -39,7 +51,8 @@ type pendingConnect struct {
 	sess  *Session
 	reply Reply
 	hold  time.Duration
-	at    int // on a socket, its replies go at replies[at]
+	at    int    // on a socket, its replies go at replies[at]
+	batch uint64 // the reply's batch number (acknowledging sessions)
 }
 
 func (s *Server) newExchange(ctx context.Context, r *http.Request, via stream) *exchange {
@@ -204,6 +217,7 @@ func (x *exchange) handshake(m *Message) {
 		return
 	}
 	sess := m.Session
+	ext := handshakeExt(m.Ext, sess, !s.cfg.NoAck)
 	s.register(sess)
 	if s.cluster != nil {
 		if err := s.cluster.ClaimSession(x.ctx, sess.id, s.claimTTL()); err != nil {
@@ -216,6 +230,7 @@ func (x *exchange) handshake(m *Message) {
 		sess.claimed.Store(time.Now().UnixNano())
 	}
 	r.Successful, r.ClientID, r.Advice, r.Session = true, sess.id, s.retryAdvice(""), sess
+	r.Ext = ext
 	x.add(&r)
 	if f := s.cfg.Events.Handshake; f != nil {
 		f(sess)
@@ -283,7 +298,12 @@ func (x *exchange) connectMsg(m *Message) {
 		// Two connects in one batch: the older one is answered at once.
 		x.add(&x.connect.reply)
 	}
-	x.connect = &pendingConnect{sess: sess, reply: r, hold: hold, at: len(x.replies)}
+	pc := &pendingConnect{sess: sess, reply: r, hold: hold, at: len(x.replies)}
+	if sess.ack != nil {
+		pc.batch = sess.acknowledge(ackedBatch(m.Ext))
+		pc.reply.Ext = string(appendAckExt(nil, pc.batch))
+	}
+	x.connect = pc
 }
 
 // clientError is the error of a message that needs a session and has
@@ -300,7 +320,6 @@ func clientError(m *Message) string {
 }
 
 func (x *exchange) subscribe(m *Message, subscribe bool) {
-	s := x.srv
 	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: m.Error, Session: m.Session}
 	sess := m.Session
 	// faye's precedence: the last applicable check wins.
@@ -315,42 +334,91 @@ func (x *exchange) subscribe(m *Message, subscribe bool) {
 		r.Subscription = "[]"
 	}
 	if r.Error == "" {
-		// Channels before a failing one stay (un)subscribed, like faye.
-		for _, ch := range subscriptions(m.Subscription) {
-			if msg := s.lim.channelError(ch); msg != "" {
-				r.Error, r.Subscription = msg, string(appendString(nil, clip(ch)))
-				break
-			}
-			if !s.cfg.Grammar.Valid(ch) {
-				r.Error = errChannelInvalid(ch)
-				break
-			}
-			if channels.IsMeta(ch) {
-				r.Error = errChannelForbidden(ch)
-				break
-			}
-			if channels.IsService(ch) {
-				// CometD clients subscribe to /service channels to hear
-				// replies; the subscription succeeds but is not recorded,
-				// since /service messages are never broadcast.
-				continue
-			}
-			if subscribe {
-				if err := s.subscribeSession(x.ctx, sess, ch); errors.Is(err, errTooManySubs) {
-					r.Error = errTooManySubscriptions(ch, s.cfg.MaxSubscriptions)
-					break
-				} else if err != nil {
-					s.log.Warn("subscribe failed", "clientId", sess.id, "channel", ch, "err", err)
-					r.Error = "500:" + ch + ":Subscription failed"
-					break
-				}
-			} else {
-				s.unsubscribeSession(sess, ch)
-			}
-		}
+		x.subscribeAll(m, sess, subscribe, &r)
 	}
 	r.Successful = r.Error == ""
 	x.add(&r)
+}
+
+// subscribeAll (un)subscribes sess to the channels of m, replaying those
+// its ext asks for. Channels before a failing one stay (un)subscribed, like
+// faye. It sets the reply's error, or the ext of its replays.
+func (x *exchange) subscribeAll(m *Message, sess *Session, subscribe bool, r *Reply) {
+	r.Error, r.Ext = x.subscribeEach(m, sess, subscribe, &r.Subscription)
+}
+
+// subscribeEach does subscribeAll's work; a channel over the limits
+// replaces *sub (it is cut short in the echo).
+func (x *exchange) subscribeEach(m *Message, sess *Session, subscribe bool, sub *string) (errMsg, ext string) {
+	s := x.srv
+	var (
+		replays map[string]replayRequest
+		results []*replayResult
+	)
+	if subscribe && m.Ext != "" {
+		var ok bool
+		if replays, ok = replayRequests(m.Ext); !ok {
+			return errReplayInvalid(m.Subscription), ""
+		}
+	}
+	for _, ch := range subscriptions(m.Subscription) {
+		if msg := s.lim.channelError(ch); msg != "" {
+			*sub = string(appendString(nil, clip(ch)))
+			return msg, ""
+		}
+		if !s.cfg.Grammar.Valid(ch) {
+			return errChannelInvalid(ch), ""
+		}
+		if channels.IsMeta(ch) {
+			return errChannelForbidden(ch), ""
+		}
+		if channels.IsService(ch) {
+			// CometD clients subscribe to /service channels to hear
+			// replies; the subscription succeeds but is not recorded,
+			// since /service messages are never broadcast.
+			continue
+		}
+		if !subscribe {
+			s.unsubscribeSession(sess, ch)
+			continue
+		}
+		rq, replay := replays[ch]
+		if replay && rq.from == replayNew && s.historyRule(ch) == nil {
+			replay = false // nothing to replay, no position to give
+		}
+		if !replay {
+			if err := s.subscribeSession(x.ctx, sess, ch); err != nil {
+				return subscribeError(s, sess, ch, err), ""
+			}
+			continue
+		}
+		if !replayable(ch) {
+			return errReplayInvalid(ch), ""
+		}
+		if s.history == nil || s.historyRule(ch) == nil {
+			// No history: everything retained is nothing, a position
+			// is lost.
+			if rq.from >= 0 && s.replayPolicy(m.Ext) == ReplayLostError {
+				return errReplayLost(ch, rq.from), ""
+			}
+			if err := s.subscribeSession(x.ctx, sess, ch); err != nil {
+				return subscribeError(s, sess, ch, err), ""
+			}
+			results = append(results, &replayResult{channel: ch, recovered: rq.from < 0})
+			continue
+		}
+		msg, res := x.subscribeReplay(sess, ch, rq, s.replayPolicy(m.Ext))
+		if msg != "" {
+			return msg, ""
+		}
+		if res != nil {
+			results = append(results, res)
+		}
+	}
+	if len(results) > 0 {
+		ext = string(appendReplayExt(nil, results))
+	}
+	return "", ext
 }
 
 // errTooManySubs refuses a subscription past Config.MaxSubscriptions.
@@ -440,6 +508,11 @@ func (x *exchange) publish(m *Message, pub *publishOptions) string {
 			}
 		}
 		if p != nil {
+			if s.history != nil {
+				// Filtered publishes (above) are never kept: a replay
+				// would show them to everyone.
+				p.History = s.historyRule(m.Channel)
+			}
 			if err := s.engine.Publish(x.ctx, p); err != nil {
 				s.log.Warn("publish failed", "channel", m.Channel, "err", err)
 				r.Error = errPublishFailed(m.Channel)

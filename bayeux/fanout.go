@@ -11,7 +11,12 @@ import (
 
 // deliver is called by the engine for every publication this node listens
 // to.
-func (s *Server) deliver(p *Publication) { s.fanout(p, nil) }
+func (s *Server) deliver(p *Publication) {
+	if p.Position.Offset != 0 {
+		p = positioned(p) // encoded once, for every subscriber
+	}
+	s.fanout(p, nil)
+}
 
 // fanout delivers a publication to the local sessions subscribed to a
 // pattern matching its channel, one copy per session. The encoded message is
@@ -37,7 +42,7 @@ func (s *Server) fanout(p *Publication, identities func(Identity) bool) {
 				continue
 			}
 		}
-		if !sess.enqueue(out) {
+		if !sess.enqueueAt(out, p.Channel, p.Position) {
 			s.log.Warn("dropping slow consumer", "clientId", sess.id, "maxQueueBytes", s.cfg.MaxQueueBytes)
 			s.crew.spawn(func() { s.end(sess, EndSlow) })
 		}

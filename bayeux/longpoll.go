@@ -180,15 +180,23 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, raw []string, m
 type answered struct {
 	items [][]byte
 	take  *Session // the session whose queued messages go after items
+	batch uint64   // the connect reply's batch (acknowledging sessions)
+	x     *exchange
 }
 
 // send writes the answer with write. The queued messages it takes go back
-// to the queue if writing fails, so that nothing is lost.
+// to the queue if writing fails (or, for an acknowledging session, are
+// sent again after the client's next connect), so that nothing is lost.
 func (a *answered) send(write func(items [][]byte) error) error {
+	defer a.x.finish()
 	if a.take == nil {
 		return write(a.items)
 	}
-	_, err := a.take.drain(func(queued [][]byte) error { return write(append(a.items, queued...)) })
+	withReplies := func(queued [][]byte) error { return write(append(a.items, queued...)) }
+	if a.take.ack != nil {
+		return a.take.drainBatch(a.batch, withReplies)
+	}
+	_, err := a.take.drain(withReplies)
 	return err
 }
 
@@ -197,12 +205,16 @@ func (a *answered) send(write func(items [][]byte) error) error {
 func (s *Server) answer(ctx context.Context, r *http.Request, msgs []Message) (*answered, bool) {
 	x := s.newExchange(ctx, r, nil)
 	x.run(msgs)
-	a := &answered{items: x.replies}
+	a := &answered{items: x.replies, x: x}
 	if c := x.connect; c != nil {
+		// The response carries the replies, then the connect's messages:
+		// replayed messages may join them, after the subscribe's reply.
+		x.finish()
 		take, ok := s.waitConnect(ctx, c)
 		if !ok {
 			return nil, false
 		}
+		a.batch = c.batch
 		a.items = append(a.items, s.encodeReply(ctx, &c.reply))
 		if take {
 			a.take = c.sess

@@ -44,6 +44,7 @@ type Server struct {
 	local     locals    // in-process subscribers and /service handlers
 	interest  *interest // local subscribers per pattern, for the engine
 
+	history    Historian     // the engine's history; nil without Config.History
 	cluster    *cluster      // set when the engine spans nodes
 	script     *clientScript // the browser bundle, if configured
 	scriptHint sync.Once     // logs how to configure it, once
@@ -93,6 +94,21 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.script = cs
+	}
+	if me, ok := s.engine.(*memoryEngine); ok {
+		me.hist.setBudget(cfg.HistoryMaxBytes)
+	}
+	if len(cfg.History) > 0 {
+		err := checkHistoryRules(cfg.History, cfg.Grammar)
+		h, ok := s.engine.(Historian)
+		if err == nil && !ok {
+			err = fmt.Errorf("bayeux: Config.History needs an engine that keeps history (a Historian); %T is not", s.engine)
+		}
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		s.history = h
 	}
 	if c, ok := s.engine.(Cluster); ok {
 		s.cluster = &cluster{Cluster: c, self: c.NodeID()}

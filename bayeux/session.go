@@ -36,6 +36,22 @@ type Session struct {
 	poll   *poll    // held long-poll /meta/connect
 	held   *held    // held /meta/connect on the bound WebSocket
 	subs   []string // the session's channels and patterns: few, so a slice
+
+	// recovering holds back live publications of the channels being
+	// replayed (see subscribeReplay); nil when none is.
+	recovering map[string]*recovery
+	// replayed holds, for the channels the session subscribed to with a
+	// replay, the position of the last message queued: an earlier one
+	// still on its way from the engine is a duplicate.
+	replayed map[string]Position
+	// pendBytes counts what the session holds besides its queue: held-back
+	// publications and unacknowledged messages. It counts against
+	// Config.MaxQueueBytes.
+	pendBytes int
+	// ack is the state of the acknowledgement extension; nil when the
+	// client did not enable it. Set at the handshake, before the session
+	// is registered.
+	ack *ackState
 }
 
 // stream is a connection that pushes messages to the client as they arrive
@@ -120,6 +136,7 @@ func (s *Session) removeSubscription(pattern string) bool {
 	if i < 0 {
 		return false
 	}
+	delete(s.replayed, pattern)
 	s.subs = slices.Delete(s.subs, i, i+1)
 	return true
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 )
 
 var errConnClosed = errors.New("bayeux: connection closed")
@@ -48,18 +47,19 @@ func (c *socket) apply(x *exchange) [][]byte {
 	}
 	reply := c.srv.encodeReply(x.ctx, &pc.reply)
 	// The id is copied: it points into the frame, which it would keep.
-	first, held := c.connect(pc.sess, reply, strings.Clone(pc.reply.ID), pc.hold)
+	first, held := c.connect(pc, reply, strings.Clone(pc.reply.ID))
 	if !held {
 		first = append(first, reply)
 	}
 	return slices.Insert(x.replies, pc.at, first...)
 }
 
-// connect binds the socket to sess for a successful /meta/connect and holds
-// its encoded reply for hold. It returns the replies to send before it (the
+// connect binds the socket to pc's session for a successful /meta/connect
+// and holds its encoded reply for pc.hold. It returns the replies to send before it (the
 // connects it superseded on this socket) and whether the reply is held
 // (else the caller sends it now).
-func (c *socket) connect(sess *Session, reply []byte, id string, hold time.Duration) (first [][]byte, held bool) {
+func (c *socket) connect(pc *pendingConnect, reply []byte, id string) (first [][]byte, held bool) {
+	sess := pc.sess
 	// A socket serves one session: after a re-handshake it moves to the new
 	// clientId, and the old session's held connect is answered here.
 	if prev := c.sess.Swap(sess); prev != nil && prev != sess {
@@ -67,7 +67,7 @@ func (c *socket) connect(sess *Session, reply []byte, id string, hold time.Durat
 			first = append(first, r)
 		}
 	}
-	old, older, ok := sess.connectOn(c, reply, id, hold)
+	old, older, ok := sess.connectOn(c, pc, reply, id)
 	if !ok {
 		return first, false
 	}
@@ -77,7 +77,7 @@ func (c *socket) connect(sess *Session, reply []byte, id string, hold time.Durat
 	if older != nil {
 		first = append(first, older)
 	}
-	return first, hold > 0
+	return first, pc.hold > 0
 }
 
 // detach unbinds the socket from sess and returns the reply of a connect
@@ -111,7 +111,15 @@ func (c *socket) flush() {
 			c.flushing.Store(false)
 			return
 		}
-		n, err := sess.drain(c.writeAll)
+		var (
+			n   int
+			err error
+		)
+		if sess.ack != nil {
+			n, err = sess.drainHeld(c)
+		} else {
+			n, err = sess.drain(c.writeAll)
+		}
 		if err != nil {
 			c.flushing.Store(false)
 			return
@@ -120,7 +128,7 @@ func (c *socket) flush() {
 			c.flushing.Store(false)
 			// A message queued after the drain but before the flag was
 			// cleared found the flag set and started nothing: look again.
-			if !sess.pending() || !c.flushing.CompareAndSwap(false, true) {
+			if !sess.sendable(c) || !c.flushing.CompareAndSwap(false, true) {
 				return
 			}
 		}

@@ -188,7 +188,9 @@ func (c *wsConn) handleFrame(data []byte) bool {
 	if s.cluster != nil && c.sess.Load() != nil {
 		c.tellOwners() // the socket serves a session of this node now
 	}
-	if c.write(replies...) != nil {
+	err = c.write(replies...)
+	x.finish()
+	if err != nil {
 		return false
 	}
 	if x.closeAfter {
