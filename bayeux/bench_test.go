@@ -40,9 +40,10 @@ func BenchmarkEncodeReply(b *testing.B) {
 	}
 }
 
-// benchServer returns a server with n sessions subscribed to pattern.
-func benchServer(b *testing.B, n int, pattern string) (*Server, []*Session) {
-	srv, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxQueueBytes: 1 << 30})
+// benchServer returns a server with n sessions subscribed to pattern,
+// keeping history by the given rules.
+func benchServer(b *testing.B, n int, pattern string, history ...HistoryRule) (*Server, []*Session) {
+	srv, err := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), MaxQueueBytes: 1 << 30, History: history})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -89,6 +90,15 @@ func BenchmarkFanout1000(b *testing.B) {
 // sessions.
 func BenchmarkPublish1000(b *testing.B) {
 	srv, sessions := benchServer(b, 1000, "/chat/**")
+	b.ReportAllocs()
+	publishLoop(b, srv, sessions, benchPublish)
+}
+
+// BenchmarkPublish1000History is BenchmarkPublish1000 on a channel with
+// history: the publication is kept (in memory), gets a position, and each
+// node encodes it once more with the position in ext.
+func BenchmarkPublish1000History(b *testing.B) {
+	srv, sessions := benchServer(b, 1000, "/chat/**", HistoryRule{Pattern: "/chat/**", Size: 100})
 	b.ReportAllocs()
 	publishLoop(b, srv, sessions, benchPublish)
 }

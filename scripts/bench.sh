@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compares Bayou with the npm faye 1.4.3 server and with a raw broadcast
 # "yardstick" (bayou-bench yardstick: pre-encoded, batched frames; the most
-# this machine can do) under the same load generator (cmd/bayou-bench), then
+# this machine can do) under the same load generator (cmd/bayou-bench), and
+# Bayou with channel history ("bayou-history") with Bayou without, then
 # prints a side-by-side table with ratios and every target's pass/fail.
 #
 #   make bench-compare            # or: ./scripts/bench.sh
@@ -59,6 +60,8 @@ start_server() {
   case $name in
     faye) (cd compat/node && exec node faye-server.mjs --port 0 --timeout 25) >"$log" 2>&1 & ;;
     bayou) bin/bayou --addr 127.0.0.1:0 --timeout 25 --log-level warn >"$log" 2>&1 & ;;
+    # bayou keeping the last 100 publications of every channel (in memory).
+    bayou-history) bin/bayou --addr 127.0.0.1:0 --timeout 25 --log-level warn --history '/**=100' >"$log" 2>&1 & ;;
     yardstick) bin/bayou-bench yardstick --addr 127.0.0.1:0 --timeout 25 >"$log" 2>&1 & ;;
     *) echo "unknown server $name" >&2; return 1 ;;
   esac
@@ -121,7 +124,7 @@ LOAD=(--duration "$DURATION" --warmup "$WARMUP")
 round() {
   local r=$1
   say "round $r: fan-out, 1,000 WebSocket subscribers, max rate"
-  for s in faye bayou yardstick; do run_case "$r" fanout-ws "$s" fanout --subs 1000 "${LOAD[@]}"; done
+  for s in faye bayou bayou-history yardstick; do run_case "$r" fanout-ws "$s" fanout --subs 1000 "${LOAD[@]}"; done
   say "round $r: fan-out, 1,000 subscribers of which 20% long-polling, max rate"
   for s in faye bayou; do run_case "$r" fanout-lp20 "$s" fanout --subs 1000 --lp 0.2 "${LOAD[@]}"; done
   say "round $r: fan-out, 1,000 WebSocket subscribers, 20 publishes/s (latency)"

@@ -118,6 +118,7 @@ func TestReport(t *testing.T) {
 		mk(lblFanout, "faye", round, Result{DeliveredPerS: 50e3})
 		mk(lblFanout, "bayou", round, Result{DeliveredPerS: 800e3})
 		mk(lblFanout, "yardstick", round, Result{DeliveredPerS: 1000e3})
+		mk(lblFanout, "bayou-history", round, Result{DeliveredPerS: 700e3})
 		mk(lblLP, "faye", round, Result{DeliveredPerS: 40e3})
 		mk(lblLP, "bayou", round, Result{DeliveredPerS: 200e3})
 		mk(lblLatency, "bayou", round, Result{LatencyUS: Latency{P99: 1100}})
@@ -144,8 +145,10 @@ func TestReport(t *testing.T) {
 		"[PASS] personal channels",
 		"[FAIL] 10,000 idle WS clients: bayou ≤ 8 KiB",
 		"[PASS] 10,000 idle WS clients: bayou handshake",
+		"[PASS] fan-out 1,000 WS on a channel with history",
+		"bayou-history/bayou = 700.0k / 800.0k = 0.88x",
 		"16.00x",
-		"6 of 8 targets passed",
+		"7 of 9 targets passed",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q:\n%s", want, s)

@@ -127,7 +127,7 @@ func fmtBytes(v float64) string {
 	return fmt.Sprintf("%.2f KiB", v/1024)
 }
 
-var reportServers = []string{"faye", "bayou", "yardstick"}
+var reportServers = []string{"faye", "bayou", "bayou-history", "yardstick"}
 
 type scenarioDef struct {
 	label   string
@@ -180,6 +180,7 @@ func targets() []targetDef {
 			return l == 0 && d == 0 && o == 0 && dr == 0,
 				fmt.Sprintf("lost %d, duplicated %d, out of order %d, dropped subscribers %d over %d rounds", l, d, o, dr, len(runs))
 		}},
+		{"fan-out 1,000 WS on a channel with history: ≥ 80% of bayou without", ratioTarget(lblFanout, mDelivered, "bayou-history", "bayou", 0.8)},
 		{"fan-out 20% long-polling, max rate: bayou ≥ 10x faye", ratioTarget(lblLP, mDelivered, "bayou", "faye", 10)},
 		{"fan-out at 20 publishes/s: bayou p99 ≤ 1.2x the yardstick's", func(rs resultSet, how string) (bool, string) {
 			a, _, okA := aggregate(rs[lblLatency]["bayou"], mP99.get, how, true)
