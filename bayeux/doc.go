@@ -50,6 +50,44 @@
 // array) or one long-poll response. A long-poll whose request is cancelled
 // keeps its messages for the next connect.
 //
+// # Delivery guarantees
+//
+// Plain Bayeux delivers at most once: a message written into a connection
+// that has silently died is lost, and so is everything published while a
+// client is away for longer than its session lives. Three mechanisms, each
+// spoken by existing clients, close these holes:
+//
+//   - Channel history (Config.History): the last Size publications of each
+//     channel matching a rule are kept for at most TTL, by the engine (the
+//     in-memory engine within Config.HistoryMaxBytes; the Redis engine in
+//     a Stream per channel). Each gets a Position: an offset growing by one
+//     per publication of the channel, in an epoch that changes when the
+//     history was lost. Copies carry it in ext: {"replayId": 17, "epoch":
+//     "k3j4h5"}, encoded once per node for every subscriber. Publishes
+//     made with a filter (PublishTo) or to one client (Deliver) are not
+//     kept: a replay would show them to everyone.
+//   - Replay on subscribe, as Salesforce's clients ask for it: a
+//     /meta/subscribe with ext.replay {"<channel>": -1 | -2 | N |
+//     {"replayId": N, "epoch": "E"}} first receives what was published
+//     after N (-2: everything retained; -1: nothing), then the live
+//     messages, with no gap and no duplicate at the switch-over: live
+//     publications are held back while the history is read, and those the
+//     replay covered are dropped. The reply's ext.replay.<channel> gives
+//     the position live delivery continues from and whether the replay was
+//     complete ("recovered"). A position that is no longer retained, or
+//     from another epoch, is refused with a 400 error, or (Config.ReplayLost,
+//     or "replayLost": "report" in the subscribe's ext) accepted with
+//     recovered false, so that the application reloads its state. The
+//     served faye extension {Mount}/extensions/recovery.js and the Go
+//     client do this by themselves after a re-handshake.
+//   - Acknowledgements (CometD's AckExtension; off with Config.NoAck): a
+//     client that sends ext.ack true in its handshake receives its messages
+//     only with /meta/connect replies, each numbered (ext.ack), and names
+//     in its next connect the last batch it got; what it did not get is
+//     sent again. Messages kept for this count against MaxQueueBytes. This
+//     is at-least-once while the session lives, over long-polling and
+//     WebSocket (not EventSource).
+//
 // # Limits
 //
 // Everything a client controls is bounded, on every transport, and a
