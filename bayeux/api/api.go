@@ -86,6 +86,7 @@ func New(srv *bayeux.Server, cfg Config) http.Handler {
 	h.route("/clients/{clientId}", methods{http.MethodGet: h.client, http.MethodDelete: h.disconnect})
 	h.route("/clients/{clientId}/deliver", methods{http.MethodPost: h.deliver})
 	h.route("/channels", methods{http.MethodGet: h.channels})
+	h.route("/history", methods{http.MethodGet: h.history, http.MethodDelete: h.removeHistory})
 	h.router.NotFoundHandler = h.wrap(func(http.ResponseWriter, *http.Request) error {
 		return errNotFound("no such route")
 	})

@@ -1,6 +1,6 @@
 // Package api is the HTTP API that back ends use to drive a Bayou server:
-// publish, deliver to one client, disconnect a client, and count clients
-// and channels. It is served apart from the Bayeux mount, normally on a
+// publish, deliver to one client, disconnect a client, count clients
+// and channels, and read or delete the history of a channel. It is served apart from the Bayeux mount, normally on a
 // listener of its own that only back ends can reach:
 //
 //	srv, err := bayeux.New(bayeux.Config{})
@@ -46,6 +46,8 @@
 //	GET    /clients/{clientId}         {"clientId","subscriptions","user","roles"}
 //	GET    /channels                   {"channels":[{"channel":"/a","subscribers":3},...]}
 //	GET    /channels?prefix=/chat      the same for /chat and the channels below it
+//	GET    /history?channel=/a/b       the retained publications of /a/b and its position
+//	DELETE /history?channel=/a/b       delete the history of /a/b
 //
 // With a cluster engine, /clients and /channels count the whole cluster (as
 // each node last reported, about a second ago); ?channel= lists the clients
@@ -60,6 +62,47 @@
 // {"ok":true} or {"ok":false,"error":{...}} per item, even when some fail.
 // Unknown fields are refused.
 //
+// # History
+//
+// The server keeps the history of the channels that a Config.History rule
+// of package bayeux covers (bayou's --history flag). GET /history takes
+// three query parameters:
+//
+//	channel  a channel name (not a pattern); required
+//	since    an offset: only publications after it are returned; default 0, all retained
+//	limit    at most that many publications, 0 to MaxHistoryLimit (1000); default MaxHistoryLimit
+//
+// and answers the oldest retained publications after since, oldest first,
+// with the channel's position, the replayId (offset) of its latest
+// publication and the epoch the offsets count in:
+//
+//	{"channel":"/chat/a","epoch":"k3j4h5Xa","replayId":42,"publications":[
+//	  {"replayId":41,"data":{"text":"hi"},"ext":{"from":"bot"}},
+//	  {"replayId":42,"data":{"text":"hello"}}]}
+//
+// Each publication has its replayId and the data and ext that subscribers
+// received, but without the replayId and epoch the server writes into ext
+// (ext is left out when nothing else is in it). A publish's "exclude" does
+// not hide it here. Offsets count from 1 within an epoch; a channel that
+// has had no publication since its history was lost or deleted has
+// {"epoch":"","replayId":0}. limit=0 answers the position alone, which a
+// back end can hand to a client to subscribe from (ext.replay, see package
+// bayeux). Fewer publications than the limit means there are no more;
+// otherwise ask again with since set to the last replayId. Publications
+// before the first one returned are no longer retained (pushed out by
+// newer ones or expired).
+//
+// DELETE /history deletes the channel's history and answers {"ok":true};
+// the next publication starts a new epoch, so that clients holding a
+// position in the old one are told that their messages were not
+// recovered.
+//
+// Both answer 404 no_history for a channel that no history rule covers
+// (and for /meta and /service channels, which are never kept), and 400 for
+// a missing channel, a pattern, a since or limit that is not an integer in
+// range, a parameter given twice or an unknown one. With a cluster engine
+// the history is the cluster's.
+//
 // # Errors
 //
 // Errors are answered as {"error":{"code":"...","message":"..."}}:
@@ -68,6 +111,7 @@
 //	401 unauthorized        missing or wrong API key
 //	403 forbidden           source address not allowed; a browser request without keys
 //	404 not_found           unknown route or clientId
+//	404 no_history          /history for a channel whose history is not kept
 //	405 method_not_allowed  the route exists with other methods (see the Allow header)
 //	413 too_large           body larger than Config.MaxBodyBytes (default 1 MiB)
 //	422 rejected            the server refused the message; message is the Bayeux error, such as "403::Forbidden"
@@ -109,6 +153,16 @@
 //	# channels and their subscribers
 //	curl -sS 'http://127.0.0.1:8001/channels?prefix=/chat' -H "Authorization: Bearer $KEY"
 //	{"channels":[{"channel":"/chat/*","subscribers":1},{"channel":"/chat/room1","subscribers":2}]}
+//
+//	# the history of a channel: what is retained, then what came after replayId 41
+//	curl -sS 'http://127.0.0.1:8001/history?channel=/chat/room1' -H "Authorization: Bearer $KEY"
+//	{"channel":"/chat/room1","epoch":"k3j4h5Xa","replayId":42,"publications":[{"replayId":41,"data":{"text":"hi"}},{"replayId":42,"data":{"text":"hello"}}]}
+//	curl -sS 'http://127.0.0.1:8001/history?channel=/chat/room1&since=41&limit=10' -H "Authorization: Bearer $KEY"
+//	{"channel":"/chat/room1","epoch":"k3j4h5Xa","replayId":42,"publications":[{"replayId":42,"data":{"text":"hello"}}]}
+//
+//	# delete it
+//	curl -sS -X DELETE 'http://127.0.0.1:8001/history?channel=/chat/room1' -H "Authorization: Bearer $KEY"
+//	{"ok":true}
 //
 //	# health, without key
 //	curl -sS http://127.0.0.1:8001/health

@@ -16,6 +16,7 @@ const (
 	codeUnauthorized     = "unauthorized"       // 401
 	codeForbidden        = "forbidden"          // 403
 	codeNotFound         = "not_found"          // 404
+	codeNoHistory        = "no_history"         // 404
 	codeMethodNotAllowed = "method_not_allowed" // 405
 	codeTooLarge         = "too_large"          // 413
 	codeRejected         = "rejected"           // 422
@@ -41,6 +42,12 @@ func errBadRequest(msg string) *apiError {
 
 func errNotFound(msg string) *apiError {
 	return &apiError{status: http.StatusNotFound, code: codeNotFound, message: msg}
+}
+
+// errNoHistory answers a history request for a channel whose history is
+// not kept (bayeux.ErrNoHistory).
+func errNoHistory(msg string) *apiError {
+	return &apiError{status: http.StatusNotFound, code: codeNoHistory, message: msg}
 }
 
 // errorBody is the JSON of an error, alone or in a batch result.
