@@ -89,12 +89,16 @@ type Client struct {
 	tr       transport // transport of the session; nil before the first handshake
 	ws       *wsTransport
 	adv      advice
+	acking   bool  // the session uses the acknowledgement extension
+	batch    int64 // the batch of the last connect reply, acknowledged by the next connect
 
 	pendMu  sync.Mutex
 	pending map[string]*pending // requests waiting for their reply, by message id
 
 	subMu sync.Mutex
 	subs  map[string]*subEntry // server subscriptions, by pattern
+
+	pos *positions // the last position received per channel
 }
 
 // session is a snapshot of the client's connected session.
@@ -145,6 +149,7 @@ func New(rawURL string, opts ...Option) (*Client, error) {
 		adv:     defaultAdvice(),
 		pending: make(map[string]*pending),
 		subs:    make(map[string]*subEntry),
+		pos:     newPositions(),
 	}
 	c.http = newHTTPTransport(c, c.url)
 	c.wg.Add(2)

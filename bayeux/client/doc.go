@@ -45,11 +45,40 @@
 // has lost the session ("401:<id>:Unknown client" with advice to
 // handshake) it handshakes again and restores every subscription before it
 // reports StateConnected. Messages published while the client had no
-// session are not delivered to it: Bayeux does not replay. Requests in
-// flight when a connection fails are sent again with the same id, so a
+// session are lost, except on channels with history (see below). Requests
+// in flight when a connection fails are sent again with the same id, so a
 // publish can be delivered twice (at least once, like faye). WithStateFunc
 // reports every state change (connected, disconnected, closed) for logs and
 // metrics.
+//
+// # Delivery guarantees
+//
+// The client uses two extensions when the server offers them (Bayou offers
+// both; servers without them ignore the fields), with no code from the
+// application:
+//
+//   - Acknowledgements (CometD's ack extension, on unless WithAck(false)):
+//     each /meta/connect acknowledges the messages received with the
+//     previous connect reply, and the server sends again those a failed
+//     connection lost. While the session lasts, messages arrive at least
+//     once.
+//   - History and replay: on channels the server keeps history for, each
+//     message carries its Position (Message.Position). The client records
+//     the last position per channel and drops copies of messages it has
+//     delivered already, so a message on such a channel reaches the
+//     handlers once, in order. When it subscribes again after a new
+//     handshake (the server restarted or forgot the session) it asks for
+//     the messages after that position, so nothing published meanwhile is
+//     lost, as long as the server still retains it.
+//
+// Replay applies to channel names; a subscription to a pattern resumes with
+// new messages only. Subscribe with ReplayAll or ReplayAfter to receive
+// messages published before the call (for example after the position an
+// earlier run of the application saved). When the server can no longer
+// replay what the client asks for (history lost or expired), the client
+// subscribes without replay and reports a Gap to the function set with
+// WithGapFunc, so the application can reload its state. Messages on
+// channels without history can be delivered twice after a failure.
 //
 // # Extensions
 //

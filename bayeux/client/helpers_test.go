@@ -235,8 +235,9 @@ func requireNode(t *testing.T) {
 	}
 }
 
-// startProcess starts the bayou binary or the npm faye server on a free
-// 127.0.0.1 port with the given connect timeout, and stops it at cleanup.
+// startProcess starts the bayou binary (keeping the history of /h/**) or
+// the npm faye server on a free 127.0.0.1 port with the given connect
+// timeout, and stops it at cleanup.
 func startProcess(t *testing.T, kind string, timeout int) *testServer {
 	t.Helper()
 	var argv func(port int) (string, []string, string)
@@ -245,7 +246,7 @@ func startProcess(t *testing.T, kind string, timeout int) *testServer {
 		bin := bayouBinary(t)
 		argv = func(port int) (string, []string, string) {
 			return bin, []string{"--addr", "127.0.0.1:" + strconv.Itoa(port), "--timeout", strconv.Itoa(timeout),
-				"--ping", "5", "--log-level", "warn"}, ""
+				"--ping", "5", "--log-level", "warn", "--history", "/h/**=100"}, ""
 		}
 	case "faye":
 		requireNode(t)

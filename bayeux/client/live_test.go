@@ -13,7 +13,8 @@ import (
 
 // TestLive runs the client against live servers, the bayou binary and the
 // npm faye 1.4.3 server, over both transports: publish and subscribe,
-// wildcards, refused requests, and recovery after a server restart.
+// wildcards, refused requests, and recovery after a server restart (which,
+// on bayou, loses the history a resubscribe asks to replay).
 func TestLive(t *testing.T) {
 	t.Parallel()
 	for _, kind := range []string{"bayou", "faye"} {
@@ -25,6 +26,9 @@ func TestLive(t *testing.T) {
 				t.Run("wildcards", func(t *testing.T) { liveWildcards(t, srv, tr) })
 				t.Run("refused", func(t *testing.T) { liveRefused(t, srv, tr) })
 				t.Run("recovery", func(t *testing.T) { liveRecovery(t, srv, tr) })
+				if kind == "bayou" {
+					t.Run("history lost in a restart", func(t *testing.T) { liveHistoryLost(t, srv, tr) })
+				}
 			})
 		}
 	}
@@ -232,4 +236,44 @@ func liveRecovery(t *testing.T, srv *testServer, tr string) {
 		}
 	}
 	in.none(t, 200*time.Millisecond)
+}
+
+// liveHistoryLost restarts bayou, whose history is in memory: the client
+// asks to resume /h/live after the last message it received, the new
+// process has no such position, so the client reports a gap and receives
+// the new messages.
+func liveHistoryLost(t *testing.T, srv *testServer, tr string) {
+	states, gaps := newStateLog(), newGapLog()
+	c := dial(t, srv.url, tr, client.WithStateFunc(states.add), client.WithGapFunc(gaps.add))
+	ctx := ctxTimeout(t, 30*time.Second)
+	in := newInbox()
+	if _, err := c.Subscribe(ctx, "/h/live", in.handler); err != nil {
+		t.Fatal(err)
+	}
+	pub := dial(t, srv.url, tr)
+	for _, d := range []string{"1", "2"} {
+		if _, err := pub.Publish(ctx, "/h/live", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect(t, in, `"1"`, `"2"`)
+	old := c.ClientID()
+	states.waitFor(t, client.StateConnected, old)
+
+	srv.restart(t)
+	states.waitFor(t, client.StateDisconnected, "")
+	states.waitFor(t, client.StateConnected, "")
+	g := gaps.next(t)
+	var berr *client.Error
+	if g.Channel != "/h/live" || g.After.ReplayID != 2 || !errors.As(g.Err, &berr) || berr.Code != 400 {
+		t.Errorf("gap %+v, want /h/live after 2 refused with a 400", g)
+	}
+	pub2 := dial(t, srv.url, tr)
+	if _, err := pub2.Publish(ctx, "/h/live", "3"); err != nil {
+		t.Fatal(err)
+	}
+	m := in.next(t, 5*time.Second)
+	if pos, _ := m.Position(); string(m.Data) != `"3"` || pos.ReplayID != 1 || pos.Epoch == g.After.Epoch {
+		t.Errorf("got %s at %+v after the restart, want \"3\" at 1 in a new epoch", m.Data, pos)
+	}
 }

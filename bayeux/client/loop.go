@@ -116,6 +116,11 @@ func (c *Client) handshake() error {
 		Version:                  "1.0",
 		SupportedConnectionTypes: c.opts.transports,
 	}
+	// Salesforce replays only for sessions that announce it.
+	m.SetExt("replay", true)
+	if !c.opts.noAck {
+		m.SetExt("ack", true)
+	}
 	p, err := c.start(c.http, m, true, c.opts.requestTimeout)
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
@@ -134,13 +139,32 @@ func (c *Client) handshake() error {
 	if err != nil {
 		return fmt.Errorf("handshake: %w", err)
 	}
+	acking, batch := ackOffered(reply)
+	acking = acking && !c.opts.noAck
 	c.mu.Lock()
 	c.clientID = reply.ClientID
 	c.tr = tr
+	c.acking, c.batch = acking, batch
 	c.epoch.Add(1)
 	c.mu.Unlock()
-	c.log.Debug("bayeux handshake succeeded", "clientId", reply.ClientID, "transport", tr.name())
+	c.log.Debug("bayeux handshake succeeded", "clientId", reply.ClientID, "transport", tr.name(), "ack", acking)
 	return nil
+}
+
+// ackOffered reads a handshake reply's ext.ack: true, or (CometD's newer
+// form) an object {"enabled": true, "batch": N}, when the server enables
+// acknowledgements, with the batch to start from.
+func ackOffered(reply *Message) (bool, int64) {
+	switch v := reply.Ext["ack"].(type) {
+	case bool:
+		return v, 0
+	case map[string]any:
+		if enabled, _ := v["enabled"].(bool); enabled {
+			n, _ := extUint(v["batch"])
+			return true, int64(min(n, 1<<53))
+		}
+	}
+	return false, 0
 }
 
 // chooseTransport returns the first of the client's transports that the
@@ -222,12 +246,16 @@ func (c *Client) reopen() bool {
 // it is connected; otherwise the server holds it for up to advice.timeout.
 func (c *Client) connect(immediate bool) (*Message, error) {
 	c.mu.Lock()
-	id, tr, adv := c.clientID, c.tr, c.adv
+	id, tr, adv, acking, batch := c.clientID, c.tr, c.adv, c.acking, c.batch
 	c.mu.Unlock()
 	if tr == nil {
 		return nil, &transportError{errTransportClosed}
 	}
 	m := &Message{Channel: channels.MetaConnect, ID: c.nextID(), ClientID: id, ConnectionType: tr.name()}
+	if acking {
+		// Everything up to this batch was received.
+		m.SetExt("ack", batch)
+	}
 	timeout := c.opts.requestTimeout
 	if immediate {
 		zero := int64(0)
@@ -243,6 +271,15 @@ func (c *Client) connect(immediate bool) (*Message, error) {
 	if ws, ok := tr.(*wsTransport); ok && err != nil && errors.Is(err, errNoReply) {
 		// A socket that leaves a connect unanswered is dead.
 		ws.fail(err)
+	}
+	if err == nil && acking && reply.Successful {
+		// The messages of the reply were received with it (before it, in
+		// its response or frame): the next connect acknowledges them.
+		if n, ok := extUint(reply.Ext["ack"]); ok {
+			c.mu.Lock()
+			c.batch = int64(min(n, 1<<53))
+			c.mu.Unlock()
+		}
 	}
 	return reply, err
 }

@@ -13,7 +13,8 @@ import (
 // Meta channels of the Bayeux protocol.
 // Message is one Bayeux message, as sent to or received from the server.
 // Handlers receive deliveries, which carry Channel, Data and, when the
-// publisher set them, ID and Ext. Extensions see every message, including
+// publisher set them, ID and Ext; on channels with history the server adds
+// the message's place in it to Ext (see Message.Position). Extensions see every message, including
 // the protocol's /meta ones, with all their fields.
 type Message struct {
 	// Channel is the message's channel, such as "/chat/room-1" or

@@ -28,7 +28,8 @@ const (
 // Outgoing is called with every message before it is sent (handshake,
 // connect, subscribe, publish, ...; a request sent again after a failure
 // is passed again, as a fresh copy); it may change the message, typically
-// to add a credential to its ext. Incoming is called with every message
+// to add a credential to its ext (with SetExt: replacing ext would drop
+// the client's own fields, such as "ack" and "replay"). Incoming is called with every message
 // received (replies and deliveries) before the client acts on it.
 // Both are called from the client's internal goroutines and must not block.
 type Extension struct {
@@ -52,6 +53,8 @@ type options struct {
 	backoffMax     time.Duration
 	extensions     []Extension
 	stateFunc      func(StateChange)
+	noAck          bool
+	gapFunc        func(Gap)
 }
 
 func defaultOptions() options {
@@ -166,6 +169,33 @@ func WithExtension(ext Extension) Option {
 func WithStateFunc(fn func(StateChange)) Option {
 	return func(o *options) error {
 		o.stateFunc = fn
+		return nil
+	}
+}
+
+// WithAck turns the acknowledgement extension on (the default) or off.
+// When the server supports it (Bayou, CometD), every /meta/connect
+// acknowledges the messages the client received with the previous connect
+// reply, and the server sends again, with the next connect reply, those a
+// failed connection lost: delivery is then at least once while the
+// session lasts. Such a server sends messages only with connect replies.
+// Copies of messages carrying a Position are dropped (see Message.Position);
+// others can be delivered twice after a failure.
+func WithAck(enabled bool) Option {
+	return func(o *options) error {
+		o.noAck = !enabled
+		return nil
+	}
+}
+
+// WithGapFunc registers fn to be called when the client knows it missed
+// messages of a channel it subscribed to and the server could not replay
+// them (see Gap): the application may then reload the state it derives
+// from the channel. Calls are made one at a time from the goroutine that
+// runs message handlers.
+func WithGapFunc(fn func(Gap)) Option {
+	return func(o *options) error {
+		o.gapFunc = fn
 		return nil
 	}
 }

@@ -119,7 +119,9 @@ func (c *Client) receive(msgs []*Message) {
 		if m.Data != nil && !isMeta(m.Channel) {
 			// A delivery. Advice and successful flags in it come from
 			// whoever published it, not from the server: ignore them.
-			c.disp.push(func() { c.dispatch(m) })
+			if !c.pos.admit(m, func() { c.disp.push(func() { c.dispatch(m) }) }) {
+				c.log.Debug("dropping a message delivered already", "channel", m.Channel, "replayId", m.Ext["replayId"])
+			}
 			continue
 		}
 		if m.Advice != nil {

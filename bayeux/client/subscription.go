@@ -103,6 +103,7 @@ type subEntry struct {
 	state    subState
 	epoch    uint64 // the session it is subscribed on (see Client.epoch)
 	handlers []*Subscription
+	replay   replayFrom    // asked for when no position of the channel is known
 	ready    chan struct{} // closed when the first subscribe is decided
 	err      error         // why it failed; set before ready is closed
 	gone     chan struct{} // closed when the unsubscribe is over
@@ -117,10 +118,26 @@ type subEntry struct {
 // later ones just add their handler. If the connection is down, Subscribe
 // waits for it (bounded by ctx). A refusal by the server returns an error
 // wrapping an *Error, such as code 403 for "/meta/foo". After a new
-// handshake every subscription is restored automatically.
-func (c *Client) Subscribe(ctx context.Context, pattern string, handler Handler) (*Subscription, error) {
+// handshake every subscription is restored automatically, and channels
+// with history resume after the last message received (see the package
+// documentation, "Delivery guarantees").
+//
+// The options ReplayAll and ReplayAfter first deliver messages published
+// before the call. They need a channel name, not a pattern, and apply
+// only to the subscription that creates the server subscription: Subscribe
+// fails if the client already has one for the channel. Messages the client
+// has delivered already (through a pattern that matches the channel) are
+// not delivered again.
+func (c *Client) Subscribe(ctx context.Context, pattern string, handler Handler, opts ...SubscribeOption) (*Subscription, error) {
 	if handler == nil {
 		return nil, errors.New("client: subscribe: nil handler")
+	}
+	var so subscribeOptions
+	for _, opt := range opts {
+		opt(&so)
+	}
+	if so.set && channels.IsWildcard(pattern) {
+		return nil, fmt.Errorf("client: subscribe %s: replay needs a channel name, not a pattern", pattern)
 	}
 	s := &Subscription{c: c, pattern: pattern, handler: handler, done: make(chan struct{})}
 	var e *subEntry
@@ -138,8 +155,12 @@ func (c *Client) Subscribe(ctx context.Context, pattern string, handler Handler)
 			e = nil
 			continue
 		}
+		if e != nil && so.set {
+			c.subMu.Unlock()
+			return nil, fmt.Errorf("client: subscribe %s: replay asked for a channel subscribed already", pattern)
+		}
 		if e == nil {
-			e = &subEntry{pattern: pattern, ready: make(chan struct{})}
+			e = &subEntry{pattern: pattern, replay: so.replay, ready: make(chan struct{})}
 			if !c.goTracked(func() { c.subscribeLoop(e) }) {
 				c.subMu.Unlock()
 				return nil, fmt.Errorf("client: subscribe %s: %w", pattern, ErrClosed)
@@ -170,7 +191,6 @@ func (c *Client) Subscribe(ctx context.Context, pattern string, handler Handler)
 // subscribeLoop makes the first server subscription of e, retrying on
 // transport failures and on a new session, until the server answers.
 func (c *Client) subscribeLoop(e *subEntry) {
-	m := &Message{Channel: channels.MetaSubscribe, Subscription: e.pattern, ID: c.nextID()}
 	for attempt := 1; ; attempt++ {
 		c.subMu.Lock()
 		abandoned := len(e.handlers) == 0
@@ -184,18 +204,24 @@ func (c *Client) subscribeLoop(e *subEntry) {
 			c.endEntry(e, err)
 			return
 		}
-		m.ClientID = sess.id
+		m, asked := c.subscribeMessage(e, sess.id)
 		p, err := c.start(sess.tr, m, false, c.opts.requestTimeout)
 		if err == nil {
 			var reply *Message
 			reply, err = c.await(c.ctx, p, c.opts.requestTimeout)
 			if err == nil && !reply.Successful {
 				rerr := replyError(reply)
+				if c.replayRefused(e, asked, rerr) {
+					continue // at once, without replay
+				}
 				if !rerr.unknownClient() && c.epoch.Load() == sess.epoch {
 					c.endEntry(e, rerr)
 					return
 				}
 				err = rerr
+			}
+			if err == nil {
+				c.replayed(e, asked, reply)
 			}
 		}
 		if err == nil && c.confirm(e, sess.epoch) {
@@ -248,6 +274,7 @@ func (c *Client) unsubscribe(ctx context.Context, e *subEntry) error {
 		c.subMu.Lock()
 		if c.subs[e.pattern] == e {
 			delete(c.subs, e.pattern)
+			c.forgetPositionsLocked(e.pattern)
 		}
 		e.state = subEnded
 		close(e.gone)
@@ -265,6 +292,7 @@ func (c *Client) unsubscribe(ctx context.Context, e *subEntry) error {
 func (c *Client) endEntry(e *subEntry, err error) {
 	c.subMu.Lock()
 	handlers := c.endEntryLocked(e, err)
+	c.forgetPositionsLocked(e.pattern)
 	c.subMu.Unlock()
 	for _, s := range handlers {
 		s.finish(err)
@@ -302,10 +330,12 @@ func (c *Client) endSubscriptions(err error) {
 }
 
 // restoreSubscriptions subscribes again, on the current session, to every
-// pattern subscribed on an earlier one. The requests are sent together (one
-// HTTP request on long-polling) before their replies are awaited. A
-// pattern the server now refuses is dropped and its subscriptions end;
-// one that fails otherwise is retried after the next connect.
+// pattern subscribed on an earlier one; channels resume after their last
+// known position. The requests are sent together (one HTTP request on
+// long-polling) before their replies are awaited. A pattern the server now
+// refuses is dropped and its subscriptions end; one that fails otherwise
+// is retried after the next connect. A channel whose replay the server
+// refuses is subscribed again at once without replay.
 func (c *Client) restoreSubscriptions() {
 	c.mu.Lock()
 	sess := session{id: c.clientID, epoch: c.epoch.Load(), tr: c.tr}
@@ -321,21 +351,35 @@ func (c *Client) restoreSubscriptions() {
 	if len(stale) == 0 {
 		return
 	}
-	type call struct {
-		e *subEntry
-		p *pending
+	total, restored := len(stale), 0
+	for round := 0; round < 2 && len(stale) > 0; round++ {
+		var n int
+		n, stale = c.restore(sess, stale)
+		restored += n
 	}
-	calls := make([]call, 0, len(stale))
-	for _, e := range stale {
-		m := &Message{Channel: channels.MetaSubscribe, ID: c.nextID(), ClientID: sess.id, Subscription: e.pattern}
+	c.log.Debug("subscriptions restored", "restored", restored, "of", total)
+}
+
+// restore subscribes entries on sess and returns how many it restored,
+// and the entries whose replay the server refused.
+func (c *Client) restore(sess session, entries []*subEntry) (int, []*subEntry) {
+	type call struct {
+		e     *subEntry
+		p     *pending
+		asked replayFrom
+	}
+	calls := make([]call, 0, len(entries))
+	for _, e := range entries {
+		m, asked := c.subscribeMessage(e, sess.id)
 		p, err := c.start(sess.tr, m, false, c.opts.requestTimeout)
 		if err != nil {
 			c.log.Warn("restoring subscription failed", "pattern", e.pattern, "err", err)
 			continue
 		}
-		calls = append(calls, call{e, p})
+		calls = append(calls, call{e, p, asked})
 	}
 	restored := 0
+	var again []*subEntry
 	for _, call := range calls {
 		reply, err := c.await(c.ctx, call.p, c.opts.requestTimeout)
 		switch {
@@ -346,6 +390,9 @@ func (c *Client) restoreSubscriptions() {
 			if call.e.state == subActive && c.epoch.Load() == sess.epoch {
 				call.e.epoch = sess.epoch
 				restored++
+				// Under subMu, so that an unsubscribe cannot forget the
+				// channel's position before it is recorded.
+				c.replayed(call.e, call.asked, reply)
 			}
 			c.subMu.Unlock()
 		default:
@@ -353,11 +400,15 @@ func (c *Client) restoreSubscriptions() {
 			if rerr.unknownClient() {
 				continue
 			}
+			if c.replayRefused(call.e, call.asked, rerr) {
+				again = append(again, call.e)
+				continue
+			}
 			c.log.Warn("server refused to restore subscription", "pattern", call.e.pattern, "err", rerr)
 			c.endEntry(call.e, fmt.Errorf("client: restoring subscription %s: %w", call.e.pattern, rerr))
 		}
 	}
-	c.log.Debug("subscriptions restored", "restored", restored, "of", len(stale))
+	return restored, again
 }
 
 // dispatch calls the handlers of every subscription matching the
