@@ -15,7 +15,8 @@ import (
 // applyConfigFile reads the JSON config file at path and sets, from its
 // keys, the flags not in explicit (those set on the command line or in the
 // environment). Keys are flag names; values are strings, numbers, booleans
-// or, for the comma-separated flags, arrays of strings. The key "acl" holds
+// or, for the comma-separated flags, arrays of strings ("history" takes an
+// array of objects, see historyRules.SetJSON). The key "acl" holds
 // the access rules, returned as an acl.Config.
 func applyConfigFile(path string, fs *flag.FlagSet, explicit map[string]bool) (*acl.Config, error) {
 	b, err := os.ReadFile(path)
@@ -50,6 +51,12 @@ func applyConfigFile(path string, fs *flag.FlagSet, explicit map[string]bool) (*
 		if explicit[key] {
 			continue
 		}
+		if js, ok := f.Value.(jsonSetter); ok {
+			if err := js.SetJSON(raw); err != nil {
+				return nil, fmt.Errorf("--config %s: %s: %w", path, key, err)
+			}
+			continue
+		}
 		v, err := flagText(raw)
 		if err != nil {
 			return nil, fmt.Errorf("--config %s: %s: %w", path, key, err)
@@ -59,6 +66,12 @@ func applyConfigFile(path string, fs *flag.FlagSet, explicit map[string]bool) (*
 		}
 	}
 	return rules, nil
+}
+
+// jsonSetter is a flag value that takes its config file value as JSON
+// rather than as flag text (such as --history's array of objects).
+type jsonSetter interface {
+	SetJSON(raw json.RawMessage) error
 }
 
 // flagText turns a JSON value into the text a flag parses: a string as is,

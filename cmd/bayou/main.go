@@ -8,6 +8,7 @@
 //	bayou --auth token --token-secret s3cret --protect '/private/**'
 //	bayou --auth jwt --jwt-secret s3cret  # a JWT in ext; its "channels" claim lists the allowed channels
 //	bayou --auth callback --callback-url http://127.0.0.1:9000/auth
+//	bayou --history '/chat/**=100:10m'   # keep 100 messages per chat channel for replay
 //
 // Run bayou --help for every flag.
 package main
@@ -101,7 +102,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("serving", "what", l.name, "url", url)
 		go func() { errc <- hs.Serve(ln) }()
 	}
-	log.Info("settings", "timeout", opts.timeout, "ping", opts.ping, "auth", opts.auth.mode, "aclRules", opts.aclRules())
+	log.Info("settings", "timeout", opts.timeout, "ping", opts.ping, "auth", opts.auth.mode, "aclRules", opts.aclRules(),
+		"history", opts.history.rules.String(), "ack", !opts.history.noAck)
 
 	select {
 	case err := <-errc:

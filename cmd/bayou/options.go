@@ -28,8 +28,9 @@ type options struct {
 	clientJS       string
 	logLevel       string
 
-	auth   authOptions
-	limits limitOptions
+	auth    authOptions
+	limits  limitOptions
+	history historyOptions
 
 	// acl holds the access rules of the config file ("acl"), nil when
 	// there are none.
@@ -66,6 +67,12 @@ line wins over the environment, which wins over the file. Access rules
   "acl": {"default": "anyone", "rules": [
     {"pattern": "/users/{sub}/**", "subscribe": "identified", "publish": "identified"}]}
 
+History rules (--history PATTERN=SIZE[:TTL], repeatable) are an array of
+objects in the file and comma-separated in BAYOU_HISTORY:
+
+  "history": [{"pattern": "/chat/**", "size": 100, "ttl": "10m"}]
+  BAYOU_HISTORY='/chat/**=100:10m,/news/*=20'
+
 Flags:
 `
 
@@ -92,6 +99,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	o.auth.register(fs)
 	o.limits.register(fs)
+	o.history.register(fs)
 	fs.StringVar(&o.apiAddr, "api-addr", "", "address of the HTTP management API, host:port; empty disables it")
 	fs.StringVar(&o.apiKey, "api-key", "", "key that clients of the management API must present (without one, only loopback addresses are served)")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db) of a cluster of bayou nodes sharing channels and sessions; empty runs a single node in memory")
@@ -114,6 +122,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	if envErr != nil {
 		return nil, envErr
 	}
+	o.history.rules.restart = true // --history flags replace BAYOU_HISTORY's rules
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -146,6 +155,9 @@ func (o *options) validate() error {
 		return fmt.Errorf("--mount must start with /, got %q", o.mount)
 	}
 	if err := o.limits.validate(); err != nil {
+		return err
+	}
+	if err := o.history.validate(); err != nil {
 		return err
 	}
 	return o.auth.validate()
@@ -181,6 +193,7 @@ func (o *options) config(log *slog.Logger) bayeux.Config {
 	}
 	c.AllowedOrigins = list(o.allowedOrigins)
 	o.limits.apply(&c)
+	o.history.apply(&c)
 	return c
 }
 
