@@ -1,13 +1,16 @@
 package bayeux
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bayou-pubsub/bayou/channels"
@@ -20,6 +23,13 @@ import (
 // need no sticky load balancing. A WebSocket on a non-owner node gets a
 // remote socket on the owner, whose frames are pushed back to it.
 //
+// When an owner dies its sessions die with it. The engine's Send finds that
+// out (an error wrapping ErrNodeGone) and SessionOwner stops naming the
+// node; the request is then handled here, where its session is unknown, so
+// that the client is told to handshake again rather than to retry. Requests
+// and sockets already forwarded to a node that dies are found out by
+// watchOwners, which pings each node they wait on every second.
+//
 // Node messages are JSON objects:
 //
 //	req       from a node to an owner: a batch of messages (Sock: from a
@@ -31,6 +41,7 @@ import (
 //	sockclose the socket ID on the sending node is gone
 //	deliver   queue Items for session ID (Server.Deliver)
 //	disconnect end session ID (Server.Disconnect)
+//	ping      nothing: arriving is all it does (watchOwners)
 type nodeMsg struct {
 	T       string            `json:"t"`
 	ID      string            `json:"id,omitempty"`
@@ -49,10 +60,60 @@ type cluster struct {
 	Cluster
 	self string
 
-	pending sync.Map // request id -> chan *nodeMsg: forwarded HTTP requests awaiting answers
+	pending sync.Map // request id -> *forward: forwarded HTTP requests awaiting answers
 	served  sync.Map // from+"/"+id -> context.CancelFunc: forwarded HTTP requests being served
 	remotes sync.Map // from+"/"+id -> *remoteSocket: sockets on other nodes
-	locals  sync.Map // socket id -> *wsConn: this node's sockets forwarding to owners
+	locals  sync.Map // socket id -> *localSocket: this node's sockets forwarding to owners
+
+	watching atomic.Bool // watchOwners is running
+}
+
+// forward is an HTTP request forwarded to a session's owner.
+type forward struct {
+	owner string
+	// answer gets the owner's "resp", or nil when the owner is gone.
+	answer chan *nodeMsg
+}
+
+// tell hands m to the request without blocking: it takes one answer.
+func (f *forward) tell(m *nodeMsg) {
+	select {
+	case f.answer <- m:
+	default:
+	}
+}
+
+// localSocket is a socket of this node forwarding frames to owners.
+type localSocket struct {
+	ws *wsConn
+
+	mu sync.Mutex
+	// connect is the last frame with a /meta/connect forwarded, to owner:
+	// the connect the owner may be holding.
+	connect []byte
+	owner   string
+}
+
+// forwarding records that frame is being forwarded to owner.
+func (l *localSocket) forwarding(owner string, frame []byte) {
+	if !bytes.Contains(frame, []byte(`"/meta/connect"`)) {
+		return
+	}
+	l.mu.Lock()
+	l.connect, l.owner = frame, owner
+	l.mu.Unlock()
+}
+
+// takeConnect returns, and forgets, the last connect forwarded to owner.
+func (l *localSocket) takeConnect(owner string) []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.owner != owner {
+		return nil
+	}
+	f := l.connect
+	l.connect, l.owner = nil, ""
+	return f
 }
 
 // claimTTL is how long a session claim lasts without renewal.
@@ -116,15 +177,20 @@ func (s *Server) ownerElsewhere(ctx context.Context, msgs []Message) (string, er
 
 // forwardHTTP sends an HTTP request's messages to the session's owner and
 // writes its answer. If the client goes away the owner is told, so that the
-// messages stay queued there.
+// messages stay queued there. If the owner is gone, the request is
+// answered here.
 func (s *Server) forwardHTTP(w http.ResponseWriter, r *http.Request, owner string, raw []string, callback string) {
 	c := s.cluster
 	id := newRequestID()
-	answer := make(chan *nodeMsg, 1)
-	c.pending.Store(id, answer)
+	f := &forward{owner: owner, answer: make(chan *nodeMsg, 1)}
+	c.pending.Store(id, f)
 	defer c.pending.Delete(id)
 	req := &nodeMsg{T: "req", ID: id, From: c.self, Batches: raw, Header: r.Header, Remote: r.RemoteAddr}
 	if err := c.send(r.Context(), owner, req); err != nil {
+		if errors.Is(err, ErrNodeGone) {
+			s.respondAgain(w, r, raw, callback)
+			return
+		}
 		s.log.Warn("cluster: forwarding a request", "owner", owner, "err", err)
 		http.Error(w, "Session owner unreachable", http.StatusServiceUnavailable)
 		return
@@ -132,7 +198,11 @@ func (s *Server) forwardHTTP(w http.ResponseWriter, r *http.Request, owner strin
 	limit := time.NewTimer(s.cfg.Timeout + 10*time.Second)
 	defer limit.Stop()
 	select {
-	case m := <-answer:
+	case m := <-f.answer:
+		if m == nil {
+			s.respondAgain(w, r, raw, callback) // the owner died holding it
+			return
+		}
 		_ = writeReplies(w, frames(m.Items), callback)
 	case <-r.Context().Done():
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -143,6 +213,18 @@ func (s *Server) forwardHTTP(w http.ResponseWriter, r *http.Request, owner strin
 	case <-s.ctx.Done():
 		http.Error(w, "Server shutting down", http.StatusServiceUnavailable)
 	}
+}
+
+// respondAgain handles a request whose session's owner is gone as a new
+// one: the engine no longer names that owner, so the request is answered
+// here, where its session is unknown.
+func (s *Server) respondAgain(w http.ResponseWriter, r *http.Request, raw []string, callback string) {
+	msgs, err := s.lim.parseValues(raw) // it parsed before
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	s.respond(w, r, raw, msgs, callback)
 }
 
 // onNodeMessage handles a message from another node. It runs on the
@@ -162,20 +244,20 @@ func (s *Server) onNodeMessage(b []byte) {
 			s.crew.spawn(func() { s.serveForwarded(&m) })
 		}
 	case "resp":
-		if ch, ok := c.pending.Load(m.ID); ok {
-			ch.(chan *nodeMsg) <- &m
+		if f, ok := c.pending.Load(m.ID); ok {
+			f.(*forward).tell(&m)
 		}
 	case "cancel":
 		if cancel, ok := c.served.Load(m.From + "/" + m.ID); ok {
 			cancel.(context.CancelFunc)()
 		}
 	case "push":
-		if ws, ok := c.locals.Load(m.ID); ok {
-			_ = ws.(*wsConn).write(frames(m.Items)...) // a failed write closes it
+		if l, ok := c.locals.Load(m.ID); ok {
+			_ = l.(*localSocket).ws.write(frames(m.Items)...) // a failed write closes it
 		}
 	case "close":
-		if ws, ok := c.locals.Load(m.ID); ok {
-			s.crew.spawn(func() { ws.(*wsConn).close(m.Code, m.Text) })
+		if l, ok := c.locals.Load(m.ID); ok {
+			s.crew.spawn(func() { l.(*localSocket).ws.close(m.Code, m.Text) })
 		}
 	case "deliver":
 		if sess := s.sessions.get(m.ID); sess != nil {
@@ -191,6 +273,7 @@ func (s *Server) onNodeMessage(b []byte) {
 		if rs, ok := c.remotes.Load(m.From + "/" + m.ID); ok {
 			s.crew.spawn(func() { rs.(*remoteSocket).close(closeAbnormal, "") })
 		}
+	case "ping":
 	default:
 		s.log.Warn("cluster: unknown node message", "type", m.T)
 	}
@@ -341,8 +424,23 @@ func (rs *remoteSocket) work() {
 }
 
 // forwardFrame sends a WebSocket frame for a session owned by another node
-// to that node. The socket becomes that node's remote socket.
+// to that node. The socket becomes that node's remote socket. If the owner
+// is gone, the frame is handled again, as a new one: the engine no longer
+// names that owner, so it is answered here, where its session is unknown.
 func (c *wsConn) forwardFrame(owner string, frame []byte) error {
+	err := c.sendFrame(owner, frame)
+	if !errors.Is(err, ErrNodeGone) {
+		return err
+	}
+	c.remoteMu.Lock()
+	delete(c.owners, owner) // so that watchOwners leaves the socket alone
+	c.remoteMu.Unlock()
+	c.handleFrame(frame)
+	return nil
+}
+
+// sendFrame sends a frame to a session's owner, as forwardFrame.
+func (c *wsConn) sendFrame(owner string, frame []byte) error {
 	s := c.srv
 	cl := s.cluster
 	c.remoteMu.Lock()
@@ -352,7 +450,7 @@ func (c *wsConn) forwardFrame(owner string, frame []byte) error {
 	}
 	if c.remoteID == "" {
 		c.remoteID = newRequestID()
-		cl.locals.Store(c.remoteID, c)
+		cl.locals.Store(c.remoteID, &localSocket{ws: c})
 	}
 	if c.owners == nil {
 		c.owners = map[string]bool{}
@@ -360,6 +458,9 @@ func (c *wsConn) forwardFrame(owner string, frame []byte) error {
 	c.owners[owner] = true
 	id := c.remoteID
 	c.remoteMu.Unlock()
+	if l, ok := cl.locals.Load(id); ok {
+		l.(*localSocket).forwarding(owner, frame)
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	defer cancel()
 	var header http.Header
@@ -413,7 +514,75 @@ func (s *Server) clusterLoop() {
 		if err := s.cluster.ReportCounts(s.ctx, s.Sessions(), subs); err != nil {
 			s.log.Debug("cluster: reporting counts", "err", err)
 		}
+		if s.cluster.watching.CompareAndSwap(false, true) {
+			s.crew.spawn(func() {
+				defer s.cluster.watching.Store(false)
+				s.watchOwners()
+			})
+		}
 	}
+}
+
+// watchOwners pings the nodes that hold this node's forwarded requests
+// and sockets: an owner that died is found out by Send (after its
+// confirmation window). The requests and connects held there are then
+// answered here, as those of unknown clients. It costs one node message
+// per such node.
+func (s *Server) watchOwners() {
+	c := s.cluster
+	owners := map[string]bool{}
+	c.pending.Range(func(_, f any) bool {
+		owners[f.(*forward).owner] = true
+		return true
+	})
+	c.locals.Range(func(_, l any) bool {
+		ws := l.(*localSocket).ws
+		ws.remoteMu.Lock()
+		for node := range ws.owners {
+			owners[node] = true
+		}
+		ws.remoteMu.Unlock()
+		return true
+	})
+	for node := range owners {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
+		err := c.send(ctx, node, &nodeMsg{T: "ping", From: c.self})
+		cancel()
+		if errors.Is(err, ErrNodeGone) {
+			s.ownerGone(node)
+		}
+	}
+}
+
+// ownerGone answers the requests forwarded to node, which is gone: the
+// HTTP requests, and on each socket forwarding there the last connect
+// forwarded (the one node may have held), handled again here. A socket
+// whose connect is not known is closed: its client connects again.
+func (s *Server) ownerGone(node string) {
+	c := s.cluster
+	c.pending.Range(func(_, f any) bool {
+		if f.(*forward).owner == node {
+			f.(*forward).tell(nil)
+		}
+		return true
+	})
+	c.locals.Range(func(_, v any) bool {
+		l := v.(*localSocket)
+		ws := l.ws
+		ws.remoteMu.Lock()
+		had := ws.owners[node]
+		delete(ws.owners, node)
+		ws.remoteMu.Unlock()
+		if !had || ws.sess.Load() != nil {
+			return true
+		}
+		if frame := l.takeConnect(node); frame != nil {
+			s.crew.spawn(func() { ws.handleFrame(frame) })
+		} else {
+			s.crew.spawn(func() { ws.close(closeGoingAway, "session owner gone") })
+		}
+		return true
+	})
 }
 
 // Counts returns the number of sessions and of subscribers per pattern: of

@@ -9,12 +9,22 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+
+	"github.com/bayou-pubsub/bayou/bayeux"
 )
 
 const (
 	// aliveCacheTTL is how long SessionOwner trusts what it learnt about
 	// another node's heartbeat.
 	aliveCacheTTL = time.Second
+	// goneAfter is how long a node's channel must stay without a listener
+	// before Send declares the node gone: longer than a live node takes to
+	// re-open its pub/sub connection (subscribeLoop retries within 500ms),
+	// short enough that the clients of a dead node hear of it at once.
+	goneAfter = time.Second
+	// goneCheckInterval is how often the channels of suspect nodes are
+	// checked meanwhile.
+	goneCheckInterval = 200 * time.Millisecond
 	// maxInboxBytes bounds the node messages waiting for the handler;
 	// beyond it new messages are dropped (and logged).
 	maxInboxBytes = 64 << 20
@@ -48,17 +58,38 @@ type nodes struct {
 
 	aliveMu sync.Mutex
 	alive   map[string]aliveEntry
+	// suspects are the nodes whose channel had no listener on a Send,
+	// awaiting watchSuspects' verdict; suspicion wakes it up.
+	suspects  map[string]*suspect
+	suspicion chan struct{}
 }
 
+// aliveEntry is what the engine learnt about another node's liveness.
 type aliveEntry struct {
 	alive bool
-	at    time.Time
+	at    time.Time // when it was learnt
+	// gone: Send found the node dead (see confirmGone) at goneAt, when its
+	// heartbeat held beat. It counts as dead, though its heartbeat has not
+	// expired yet, until its heartbeat changes: a node that beats again is
+	// alive after all, or back.
+	gone   bool
+	goneAt time.Time
+	beat   string
+}
+
+// suspect is a node whose channel had no listener, being watched.
+type suspect struct {
+	since time.Time
+	done  chan struct{} // closed once gone is decided
+	gone  bool
 }
 
 func (n *nodes) init() {
 	n.wake = make(chan struct{}, 1)
 	n.kick = make(chan struct{}, 1)
 	n.alive = make(map[string]aliveEntry)
+	n.suspects = make(map[string]*suspect)
+	n.suspicion = make(chan struct{}, 1)
 }
 
 func (n *nodes) kickHeartbeat() {
@@ -80,10 +111,18 @@ func (e *Engine) HandleNodeMessages(h func(msg []byte)) {
 	e.nodes.handler.Store(&h)
 }
 
-// Send publishes msg on node's channel: one PUBLISH. It fails with ErrNoNode
-// when no node listens there (the node is dead, or its pub/sub connection
-// is down), and within OpTimeout when Redis is unreachable. Messages sent
-// by one goroutine arrive in order.
+// Send publishes msg on node's channel: one PUBLISH. Messages sent by one
+// goroutine arrive in order. It fails within OpTimeout when Redis is
+// unreachable.
+//
+// When nobody listens on the channel, the node is dead, or its pub/sub
+// connection is being re-opened. Send then waits (within ctx) for the node
+// to listen again, and sends once more; if its channel stays without a
+// listener for goneAfter (a second), the node is gone: Send fails with an
+// error wrapping both ErrNoNode and bayeux.ErrNodeGone, and SessionOwner
+// stops naming it at once. A later Send to a gone node that still does not
+// listen fails at once. An error wrapping ErrNoNode alone means the wait
+// was cut short (by ctx, or Redis failing).
 func (e *Engine) Send(ctx context.Context, node string, msg []byte) error {
 	if err := e.running(); err != nil {
 		return err
@@ -91,11 +130,25 @@ func (e *Engine) Send(ctx context.Context, node string, msg []byte) error {
 	if !validNodeID(node) {
 		return fmt.Errorf("redis: send to %q: %w", node, ErrNoNode)
 	}
-	ctx, cancel := e.opContext(ctx)
-	defer cancel()
 	// string(msg) copies: the caller may reuse msg once Send returns,
 	// even when a timeout left the command queued.
-	n, err := e.client.Do(ctx, e.client.B().Publish().Channel(e.keys.node+node).Message(string(msg)).Build()).AsInt64()
+	payload := string(msg)
+	publish := func() (int64, error) {
+		ctx, cancel := e.opContext(ctx)
+		defer cancel()
+		return e.client.Do(ctx, e.client.B().Publish().Channel(e.keys.node+node).Message(payload).Build()).AsInt64()
+	}
+	n, err := publish()
+	if err == nil && n == 0 {
+		var gone bool
+		if gone, err = e.confirmGone(ctx, node); gone {
+			return fmt.Errorf("redis: send to %s: %w: %w", node, ErrNoNode, bayeux.ErrNodeGone)
+		}
+		if err != nil {
+			return fmt.Errorf("redis: send to %s: %w (%w)", node, ErrNoNode, err)
+		}
+		n, err = publish() // it listens again
+	}
 	if err != nil {
 		return fmt.Errorf("redis: send to %s: %w", node, err)
 	}
@@ -103,6 +156,114 @@ func (e *Engine) Send(ctx context.Context, node string, msg []byte) error {
 		return fmt.Errorf("redis: send to %s: %w", node, ErrNoNode)
 	}
 	return nil
+}
+
+// confirmGone is called when node's channel has just been found without a
+// listener. It waits for watchSuspects' verdict: true when the channel
+// stayed so for goneAfter, and the node is recorded as gone; false when it
+// listens again. For a node already known gone it returns true at once.
+func (e *Engine) confirmGone(ctx context.Context, node string) (bool, error) {
+	n := &e.nodes
+	n.aliveMu.Lock()
+	if n.alive[node].gone {
+		n.aliveMu.Unlock()
+		return true, nil
+	}
+	s := n.suspects[node]
+	if s == nil {
+		s = &suspect{since: time.Now(), done: make(chan struct{})}
+		n.suspects[node] = s
+	}
+	n.aliveMu.Unlock()
+	select {
+	case n.suspicion <- struct{}{}:
+	default:
+	}
+	select {
+	case <-s.done:
+		return s.gone, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	case <-e.ctx.Done():
+		return false, bayeux.ErrEngineClosed
+	}
+}
+
+// watchSuspects decides on the suspect nodes of confirmGone: every
+// goneCheckInterval while there are any, it asks Redis how many listen on
+// their channels and reads their heartbeats, in one round trip.
+func (e *Engine) watchSuspects() {
+	defer e.wg.Done()
+	n := &e.nodes
+	for {
+		n.aliveMu.Lock()
+		idle := len(n.suspects) == 0
+		n.aliveMu.Unlock()
+		if idle {
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-n.suspicion:
+			}
+		}
+		if !e.sleep(goneCheckInterval) {
+			return
+		}
+		e.checkSuspects()
+	}
+}
+
+// checkSuspects gives its verdict on each suspect node: not gone as soon as
+// it listens again, gone once it has not listened for goneAfter. When Redis
+// cannot tell, suspects older than goneAfter are let off (their Sends fail
+// as undecided), so that no Send waits on an unreachable Redis.
+func (e *Engine) checkSuspects() {
+	n := &e.nodes
+	n.aliveMu.Lock()
+	names := make([]string, 0, len(n.suspects))
+	channels := make([]string, 0, len(n.suspects))
+	for node := range n.suspects {
+		names = append(names, node)
+		channels = append(channels, e.keys.node+node)
+	}
+	n.aliveMu.Unlock()
+	if len(names) == 0 {
+		return
+	}
+	c := e.client
+	cmds := make(rueidis.Commands, 0, 1+len(names))
+	cmds = append(cmds, c.B().PubsubNumsub().Channel(channels...).Build())
+	for _, node := range names {
+		cmds = append(cmds, c.B().Get().Key(e.keys.alive+node).Build())
+	}
+	ctx, cancel := e.opContext(e.ctx)
+	defer cancel()
+	res := c.DoMulti(ctx, cmds...)
+	listeners, err := res[0].AsIntMap()
+	if err != nil {
+		e.log.Debug("redis check of suspect nodes failed", "err", err)
+	}
+	now := time.Now()
+	n.aliveMu.Lock()
+	defer n.aliveMu.Unlock()
+	for i, node := range names {
+		s := n.suspects[node]
+		beat, berr := res[1+i].ToString()
+		if rueidis.IsRedisNil(berr) {
+			beat, berr = "", nil // the heartbeat expired
+		}
+		switch {
+		case err == nil && listeners[channels[i]] > 0:
+		case now.Sub(s.since) < goneAfter:
+			continue
+		case err == nil && berr == nil:
+			s.gone = true
+			n.alive[node] = aliveEntry{at: now, gone: true, goneAt: now, beat: beat}
+			e.log.Info("redis node gone: its channel had no listener for a second", "peer", node)
+		}
+		delete(n.suspects, node)
+		close(s.done)
+	}
 }
 
 // enqueueNodeMessage queues a node message for the handler; it runs on the
@@ -172,8 +333,11 @@ func (e *Engine) dispatchNodeMessages() {
 
 // heartbeatLoop refreshes the node's liveness every HeartbeatInterval (or
 // at once when kicked, after a reconnect), and does the periodic clean-up.
+// It starts watchSuspects, which the engine's WaitGroup counts too.
 func (e *Engine) heartbeatLoop() {
 	defer e.wg.Done()
+	e.wg.Add(1) // safe while Close waits: this goroutine keeps the count above 0
+	go e.watchSuspects()
 	t := time.NewTicker(e.cfg.HeartbeatInterval)
 	defer t.Stop()
 	keep := uint64(dedupRetention/e.cfg.HeartbeatInterval) + 1
@@ -273,8 +437,9 @@ func (e *Engine) resync(ctx context.Context) error {
 	return nil
 }
 
-// isAlive reports whether node's heartbeat is current, from a cache of
-// aliveCacheTTL.
+// isAlive reports whether node is alive: its heartbeat is current and, if
+// Send found the node gone, has changed since. The answer is cached for
+// aliveCacheTTL, except that a node found gone is dead at once.
 func (e *Engine) isAlive(ctx context.Context, node string) (bool, error) {
 	if node == e.cfg.NodeID {
 		return e.state.Load() != stateClosed, nil
@@ -288,23 +453,34 @@ func (e *Engine) isAlive(ctx context.Context, node string) (bool, error) {
 	}
 	ctx, cancel := e.opContext(ctx)
 	defer cancel()
-	v, err := e.client.Do(ctx, e.client.B().Exists().Key(e.keys.alive+node).Build()).AsInt64()
-	if err != nil {
+	beat, err := e.client.Do(ctx, e.client.B().Get().Key(e.keys.alive+node).Build()).ToString()
+	missing := rueidis.IsRedisNil(err)
+	if err != nil && !missing {
 		return false, fmt.Errorf("redis: checking node %s: %w", node, err)
 	}
 	n.aliveMu.Lock()
-	n.alive[node] = aliveEntry{alive: v == 1, at: time.Now()}
-	n.aliveMu.Unlock()
-	return v == 1, nil
+	defer n.aliveMu.Unlock()
+	ent = n.alive[node] // found gone meanwhile, perhaps
+	switch {
+	case missing, ent.gone && beat == ent.beat:
+		ent.alive = false
+	default:
+		ent = aliveEntry{alive: true}
+	}
+	ent.at = time.Now()
+	n.alive[node] = ent
+	return ent.alive, nil
 }
 
-// pruneAlive forgets stale entries of the liveness cache.
+// pruneAlive forgets stale entries of the liveness cache, and the nodes
+// found gone once their heartbeat has expired (NodeTTL after their last
+// beat, which came before they were found gone).
 func (e *Engine) pruneAlive() {
 	n := &e.nodes
 	n.aliveMu.Lock()
 	defer n.aliveMu.Unlock()
 	for node, ent := range n.alive {
-		if time.Since(ent.at) >= aliveCacheTTL {
+		if ent.gone && time.Since(ent.goneAt) >= e.cfg.NodeTTL || !ent.gone && time.Since(ent.at) >= aliveCacheTTL {
 			delete(n.alive, node)
 		}
 	}

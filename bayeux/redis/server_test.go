@@ -23,8 +23,9 @@ type bayouNode struct {
 	url    string
 }
 
-// startCluster starts n Bayou servers sharing srv.
-func startCluster(t *testing.T, srv *redisServer, n int, timeout time.Duration) []*bayouNode {
+// startCluster starts n Bayou servers sharing srv; tweak, when given,
+// adjusts the configuration of server i.
+func startCluster(t *testing.T, srv *redisServer, n int, timeout time.Duration, tweak ...func(i int, c *bayeux.Config)) []*bayouNode {
 	t.Helper()
 	var nodes []*bayouNode
 	for i := range n {
@@ -33,7 +34,11 @@ func startCluster(t *testing.T, srv *redisServer, n int, timeout time.Duration) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := bayeux.New(bayeux.Config{Engine: e, Timeout: timeout, Logger: testLogger(t)})
+		cfg := bayeux.Config{Engine: e, Timeout: timeout, Logger: testLogger(t)}
+		for _, f := range tweak {
+			f(i, &cfg)
+		}
+		b, err := bayeux.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

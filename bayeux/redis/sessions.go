@@ -96,8 +96,12 @@ func (e *Engine) ReleaseSession(ctx context.Context, id string) error {
 }
 
 // SessionOwner returns the node that claims session id if that node is
-// alive (its heartbeat is current, checked through a one-second cache),
-// else "". It costs one GET, plus an EXISTS when the cache misses.
+// alive, else "". Alive means its heartbeat is current (checked through a
+// one-second cache) and Send has not found it gone since its last beat: a
+// dead node's claims and heartbeat outlive it, but its channel loses its
+// listener with its connections, so the first Send to it after its death
+// tells, within about a second (see Send). It costs one GET, plus another
+// when the cache misses.
 func (e *Engine) SessionOwner(ctx context.Context, id string) (string, error) {
 	if err := e.open(); err != nil {
 		return "", err
