@@ -7,7 +7,9 @@ import (
 
 // Bayeux error strings have the form "<code>:<args>:<text>". The codes and
 // texts below are faye's, which faye and CometD clients parse and which
-// applications match on.
+// applications match on. The text may hold letters, digits, spaces and
+// - _ ! ~ ( ) $ @ / * . only: faye's client parses nothing else (a comma,
+// a colon or a semicolon turns the whole error into an unparsed message).
 
 func errVersionMissing() string { return errParameterMissing("version") }
 
@@ -45,10 +47,10 @@ func errTooManySubscriptions(channel string, limit int) string {
 }
 
 // errHandshakeRate refuses a handshake over Config.HandshakeRate.
-const errHandshakeRate = "429::Too many handshakes, retry later"
+const errHandshakeRate = "429::Too many handshakes - retry later"
 
 func errPublishRate(channel string) string {
-	return "429:" + channel + ":Too many publishes, slow down"
+	return "429:" + channel + ":Too many publishes - slow down"
 }
 
 // errReplayLost refuses a subscribe whose replay position is no longer
@@ -56,14 +58,14 @@ func errPublishRate(channel string) string {
 // subscribe asks for a report instead (Config.ReplayLost).
 func errReplayLost(channel string, from int64) string {
 	return "400:" + channel + ":Replay position " + strconv.FormatInt(from, 10) +
-		" is no longer retained; subscribe with -2 for every retained message or -1 for new ones"
+		" is no longer retained - subscribe with -2 for every retained message or -1 for new ones"
 }
 
 // errReplayInvalid refuses a subscribe whose ext.replay cannot be read, or
 // names a pattern.
 func errReplayInvalid(channel string) string {
-	return "400:" + channel + ":Invalid replay: a channel name and -1, -2, a replayId or {replayId, epoch}"
+	return "400:" + channel + ":Invalid replay - give a channel name with -1 or -2 or a replayId (and its epoch)"
 }
 
-// errReplay fails a subscribe whose history could not be read.
-func errReplay(channel string, err error) string { return "500:" + channel + ":" + err.Error() }
+// errReplayFailed fails a subscribe whose history could not be read.
+func errReplayFailed(channel string) string { return "500:" + channel + ":Replay failed" }

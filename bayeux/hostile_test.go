@@ -378,7 +378,7 @@ func TestPublishRate(t *testing.T) {
 	for _, who := range []string{id, ""} { // a session, then anonymous publishes of one address
 		pub(who)
 		pub(who)
-		if r := pub(who); r.Get("successful").Bool() || r.Get("error").String() != "429:/p:Too many publishes, slow down" {
+		if r := pub(who); r.Get("successful").Bool() || r.Get("error").String() != "429:/p:Too many publishes - slow down" {
 			t.Fatalf("third publish of %q: %s", who, r.Raw)
 		}
 	}

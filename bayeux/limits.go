@@ -205,9 +205,9 @@ func validUTF8(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
 func (l *limits) channelError(ch string) string {
 	switch {
 	case len(ch) > l.chanLen:
-		return "405:" + clip(ch) + fmt.Sprintf(":Invalid channel: longer than %d bytes", l.chanLen)
+		return "405:" + clip(ch) + fmt.Sprintf(":Invalid channel - longer than %d bytes", l.chanLen)
 	case strings.Count(ch, "/") > l.chanSegs:
-		return "405:" + clip(ch) + fmt.Sprintf(":Invalid channel: more than %d segments", l.chanSegs)
+		return "405:" + clip(ch) + fmt.Sprintf(":Invalid channel - more than %d segments", l.chanSegs)
 	}
 	return ""
 }

@@ -2,6 +2,7 @@ package bayeux
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -135,5 +136,26 @@ func TestEscapeJSSeparators(t *testing.T) {
 	got := string(escapeJSSeparators([]byte("a\u2028b\u2029c")))
 	if got != `a\u2028b\u2029c` {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// faye's client parses an error as code:args:text only when args and text
+// hold letters, digits, spaces and - _ ! ~ ( ) $ @ / * . (args separated by
+// commas); anything else leaves the client without the code.
+var errorGrammar = regexp.MustCompile(`^[0-9]{3}:[A-Za-z0-9\-_!~()$@ /*.]*(,[A-Za-z0-9\-_!~()$@ /*.]*)*:[A-Za-z0-9\-_!~()$@ /*.]*$`)
+
+func TestErrorsParseInFaye(t *testing.T) {
+	l := newLimits(&Config{MaxChannelLength: 8, MaxChannelSegments: 2})
+	for _, e := range []string{
+		errVersionMissing(), errParameterMissing("clientId"), errClientUnknown("abc123"),
+		errConnTypesNotSupported([]string{"iframe", "flash"}), errChannelForbidden("/meta/x"),
+		errChannelInvalid("/a/*/b"), errPublishFailed("/a"), errSlowConsumer, errClusterUnavailable,
+		errInvalidUTF8("id"), errTooManyHandshakes, errTooManySubscriptions("/a", 10), errHandshakeRate,
+		errPublishRate("/a"), errReplayLost("/a", 7), errReplayInvalid("/a/*"), errReplayFailed("/a"),
+		l.channelError("/aaaaaaaaaaaaaa"), l.channelError("/a/b/c"),
+	} {
+		if !errorGrammar.MatchString(e) {
+			t.Errorf("faye's client cannot parse %q", e)
+		}
 	}
 }

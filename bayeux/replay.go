@@ -116,9 +116,6 @@ func (s *Server) replayPolicy(ext string) ReplayLostPolicy {
 	return s.cfg.ReplayLost
 }
 
-// errReplayFailed means the history could not be read.
-var errReplayFailed = errors.New("bayeux: replay failed")
-
 // replayResult is the outcome of a replay for the subscribe's reply.
 type replayResult struct {
 	channel   string
@@ -156,7 +153,7 @@ func (x *exchange) subscribeReplay(sess *Session, ch string, rq replayRequest, p
 		s.log.Warn("replay: reading the history failed", "channel", ch, "err", err)
 		s.unsubscribeSession(sess, ch)
 		sess.endRecovery(ch, nil, Position{}, false)
-		return errReplay(ch, errReplayFailed), nil
+		return errReplayFailed(ch), nil
 	}
 	res := &replayResult{channel: ch, pos: pos, recovered: true}
 	if rq.from >= 0 && lost(rq, pubs, pos) {

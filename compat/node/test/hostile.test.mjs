@@ -131,7 +131,7 @@ const HANDSHAKE_BATCH = Buffer.from('[' + Array(50).fill(
   '{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}').join(',') + ']');
 assert.ok(BATCH_1MIB.length <= MiB && LONG_PUBLISH.length <= MiB && TOO_BIG.length > MiB);
 
-const LONGER_THAN = /^405:\/a\/a\/a.*\.\.\.:Invalid channel: longer than 1024 bytes$/;
+const LONGER_THAN = /^405:\/a\/a\/a.*\.\.\.:Invalid channel - longer than 1024 bytes$/;
 
 /** One round of HTTP attacks; `marker` numbers the invalid-UTF-8 publishes. */
 function httpAttacks(round) {
@@ -153,7 +153,7 @@ function httpAttacks(round) {
     { kind: 'batch-101', body: BATCH101, check: statusWith(400, /more than 100 messages/) },
     { kind: 'batch-1MiB-of-{}', body: BATCH_1MIB, check: statusWith(400, /more than 100 messages/) },
     { kind: 'publish-1MiB-channel', body: LONG_PUBLISH, check: errorReply(LONGER_THAN) },
-    { kind: 'publish-65-segments', body: SEGMENTS_PUBLISH, check: errorReply(/^405:.*:Invalid channel: more than 64 segments$/) },
+    { kind: 'publish-65-segments', body: SEGMENTS_PUBLISH, check: errorReply(/^405:.*:Invalid channel - more than 64 segments$/) },
     {
       kind: 'subscribe-1MiB-channel',
       // A session of its own (handshaken over HTTP, never connected), so that
