@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/../compat/node"
 command -v node >/dev/null || { echo "node is required (Debian: apt-get install nodejs npm)" >&2; exit 1; }
-if [ ! -d node_modules/faye ] || [ ! -d node_modules/cometd ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+if [ ! -d node_modules/faye ] || [ ! -d node_modules/cometd ] || [ ! -d node_modules/jsforce ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
