@@ -15,6 +15,7 @@ type route int
 const (
 	routeWebSocket route = iota
 	routeClientScript
+	routeExtensionScript
 	routePreflight
 	routeEventSource
 	routeCallbackPolling
@@ -26,6 +27,7 @@ const (
 var routeNames = [...]string{
 	routeWebSocket:              "websocket",
 	routeClientScript:           "client-script",
+	routeExtensionScript:        "extension-script",
 	routePreflight:              "cors-preflight",
 	routeEventSource:            "eventsource",
 	routeCallbackPolling:        "callback-polling",
@@ -41,6 +43,8 @@ func classify(r *http.Request, rest string) route {
 	switch {
 	case websocket.IsWebSocketUpgrade(r):
 		return routeWebSocket
+	case strings.HasPrefix(rest, extensionsDir):
+		return routeExtensionScript
 	case strings.HasSuffix(rest, ".js") || strings.HasSuffix(rest, ".map"):
 		return routeClientScript
 	case r.Method == http.MethodOptions || r.Header.Get("Access-Control-Request-Method") != "":

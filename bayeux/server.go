@@ -180,6 +180,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch rt {
 	case routeClientScript:
 		s.serveClientScript(w, r)
+	case routeExtensionScript:
+		s.serveExtensionScript(w, r, rest)
 	case routePreflight:
 		s.servePreflight(w, r)
 	case routeEventSource:

@@ -18,6 +18,7 @@ export const SCREENSHOTS = path.join(here, 'screenshots');
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const TESTSERVER = process.env.BAYOU_TESTSERVER || path.join(root, 'bin/testserver');
 const CHAT = process.env.BAYOU_CHAT || path.join(root, 'bin/chat');
+const BAYOU = process.env.BAYOU_BIN || path.join(root, 'bin/bayou');
 const VERBOSE = !!process.env.COMPAT_VERBOSE;
 
 // Exactly the flags the suite promises; Playwright adds its own on top
@@ -127,6 +128,16 @@ export async function startBayou({ timeout = 3, clientJs = FAYE_BUNDLE } = {}) {
     mark() { return s.lines.length; },
     transports(from = 0) { return [...new Set(this.requests(from).map((r) => r.transport))].sort(); },
   };
+}
+
+// startBayouBinary starts the bayou command itself (BAYOU_BIN, default
+// bin/bayou, which run.sh builds) on a free port, serving the faye bundle,
+// with extra flags (such as --history) for what the test server lacks.
+export async function startBayouBinary({ timeout = 3, args = [] } = {}) {
+  const a = ['--addr', '127.0.0.1:0', '--mount', '/bayeux', '--timeout', String(timeout), '--client-js', FAYE_BUNDLE, ...args];
+  const s = await spawnServer(BAYOU, a, 'serving Bayeux at', 'bayou');
+  const u = new URL(s.url);
+  return { ...s, origin: u.origin, port: Number(u.port) };
 }
 
 // startChat starts the examples/chat binary on a free port.

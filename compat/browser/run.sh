@@ -5,7 +5,7 @@
 # Installs what it needs when it is missing: Debian's chromium (apt-get; no
 # tool downloads a browser of its own) and the pinned npm packages (faye,
 # cometd, playwright-core: compat/browser/package-lock.json). Builds
-# compat/testserver and examples/chat into bin/.
+# compat/testserver, examples/chat and cmd/bayou into bin/.
 #
 # Usage: compat/browser/run.sh [extra node --test arguments, e.g. test/chat.test.mjs]
 set -euo pipefail
@@ -34,8 +34,8 @@ if [ ! -d node_modules/faye ] || [ ! -d node_modules/cometd ] || [ ! -d node_mod
 fi
 
 mkdir -p "$root/bin"
-(cd "$root" && go build -o bin/testserver ./compat/testserver && go build -o bin/chat ./examples/chat)
-export BAYOU_TESTSERVER="$root/bin/testserver" BAYOU_CHAT="$root/bin/chat"
+(cd "$root" && go build -o bin/testserver ./compat/testserver && go build -o bin/chat ./examples/chat && go build -o bin/bayou ./cmd/bayou)
+export BAYOU_TESTSERVER="$root/bin/testserver" BAYOU_CHAT="$root/bin/chat" BAYOU_BIN="$root/bin/bayou"
 
 if [ "$#" -eq 0 ]; then set -- test/; fi
 # Every wait in the suite is bounded; this bounds the whole run (it takes
