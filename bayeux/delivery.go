@@ -50,7 +50,7 @@ func (s *Session) appendLocked(msgs ...[]byte) {
 	for _, m := range msgs {
 		s.queued += len(m)
 	}
-	st, p := s.stream, s.poll
+	st, p := s.carrierLocked(), s.poll
 	s.mu.Unlock()
 	if first {
 		if st != nil {
@@ -134,6 +134,19 @@ func (s *Session) bound() bool {
 	return s.stream != nil
 }
 
+// carrierLocked returns the stream that carries the session's messages:
+// the bound stream, except an EventSource stream of an acknowledging
+// session, whose messages travel with its connect replies (long-polls).
+// s.mu is held.
+func (s *Session) carrierLocked() stream {
+	if s.ack != nil {
+		if _, es := s.stream.(*esStream); es {
+			return nil
+		}
+	}
+	return s.stream
+}
+
 // bind makes st the session's stream and returns the stream it replaces; ok
 // is false when the session has ended.
 func (s *Session) bind(st stream) (old stream, ok bool) {
@@ -186,8 +199,8 @@ func (s *Session) startPoll(hold time.Duration) (p *poll, take bool) {
 	}
 	older := s.supersedeLocked()
 	switch {
-	case hold <= 0 && s.stream != nil:
-	case s.stream == nil && (len(s.queue) > 0 || hold <= 0):
+	case hold <= 0 && s.carrierLocked() != nil:
+	case s.carrierLocked() == nil && (len(s.queue) > 0 || hold <= 0):
 		take = true
 	default:
 		p = &poll{wake: make(chan struct{}, 1)}
@@ -211,7 +224,7 @@ func (s *Session) endPoll(p *poll, cancelled bool) (take, slow bool) {
 	case cancelled:
 	case p.ending:
 		slow = p.ended == EndSlow
-	case !p.superseded && s.stream == nil:
+	case !p.superseded && s.carrierLocked() == nil:
 		take = true
 	}
 	return take, slow

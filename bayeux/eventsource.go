@@ -63,7 +63,9 @@ func (s *Server) serveEventSource(w http.ResponseWriter, r *http.Request, id str
 		var err error
 		select {
 		case <-es.wake:
-			_, err = sess.drain(ew.event)
+			if sess.ack == nil { // else the connects carry the messages
+				_, err = sess.drain(ew.event)
+			}
 		case <-ping:
 			err = ew.write([]byte(":\r\n\r\n"))
 		case <-es.done:

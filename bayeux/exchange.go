@@ -190,9 +190,10 @@ func (s *Server) handshakeAdvice() *Advice {
 	return &Advice{Reconnect: "handshake", Interval: s.cfg.RetryInterval.Milliseconds()}
 }
 
-// retryAdvice is the advice of a successful handshake or connect.
-func (s *Server) retryAdvice(connectionType string) *Advice {
-	if connectionType == "eventsource" {
+// retryAdvice is the advice of a successful handshake or connect (acked:
+// of an acknowledging session, whose connects carry its messages).
+func (s *Server) retryAdvice(connectionType string, acked bool) *Advice {
+	if connectionType == "eventsource" && !acked {
 		// The stream carries messages; the connect is a heartbeat every timeout.
 		return &Advice{Reconnect: "retry", Interval: s.cfg.Timeout.Milliseconds(), HasTimeout: true}
 	}
@@ -229,7 +230,7 @@ func (x *exchange) handshake(m *Message) {
 		}
 		sess.claimed.Store(time.Now().UnixNano())
 	}
-	r.Successful, r.ClientID, r.Advice, r.Session = true, sess.id, s.retryAdvice(""), sess
+	r.Successful, r.ClientID, r.Advice, r.Session = true, sess.id, s.retryAdvice("", false), sess
 	r.Ext = ext
 	x.add(&r)
 	if f := s.cfg.Events.Handshake; f != nil {
@@ -286,13 +287,13 @@ func (x *exchange) connectMsg(m *Message) {
 		return
 	}
 	sess.touch()
-	r.Successful, r.Advice, r.Session = true, s.retryAdvice(m.ConnectionType), sess
+	r.Successful, r.Advice, r.Session = true, s.retryAdvice(m.ConnectionType, sess.ack != nil), sess
 	hold := s.cfg.Timeout
 	if m.HasAdviceTimeout {
 		hold = min(max(time.Duration(m.AdviceTimeout)*time.Millisecond, 0), s.cfg.Timeout)
 	}
-	if m.ConnectionType == "eventsource" {
-		hold = 0
+	if m.ConnectionType == "eventsource" && sess.ack == nil {
+		hold = 0 // the stream carries the messages
 	}
 	if x.connect != nil {
 		// Two connects in one batch: the older one is answered at once.

@@ -3,6 +3,7 @@ package bayeux
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"sync"
 	"testing"
@@ -353,5 +354,54 @@ func TestAckOverWebSocket(t *testing.T) {
 	f := readFrame(t, c, 5*time.Second)
 	if f.Get("0.data").String() != "x" || f.Get("1.channel").String() != "/meta/connect" || f.Get("1.ext.ack").Int() != b1+1 {
 		t.Fatalf("frame %s", f.Raw)
+	}
+}
+
+// TestAckOverEventSource: the messages of an acknowledging session with an
+// EventSource stream travel with its connect replies, which are held like
+// long-polls, so that they can be acknowledged.
+func TestAckOverEventSource(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	r := ts.post(t, `{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["eventsource"],"ext":{"ack":true}}`)
+	id := r.Get("0.clientId").String()
+	ts.subscribe(t, id, "/a")
+	req, _ := http.NewRequest(http.MethodGet, ts.url+"/"+id, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	bayeuxtest.Eventually(t, 5*time.Second, ts.sessions.get(id).bound, "the stream bound")
+	ts.publish(t, "/a", `"x"`)
+	c := ts.post(t, `{"channel":"/meta/connect","clientId":"`+id+`","connectionType":"eventsource","ext":{"ack":0}}`)
+	if c.Get(`#(channel=="/a").data`).String() != "x" || c.Get(`#(channel=="/meta/connect").ext.ack`).Int() != 1 {
+		t.Fatalf("connect reply %s", c.Raw)
+	}
+}
+
+// TestReplayRetried: a subscribe retried (its reply was lost) is answered
+// as the first one was, without replaying again.
+func TestReplayRetried(t *testing.T) {
+	ts := historyServer(t, Config{})
+	for i := 1; i <= 7; i++ {
+		ts.publish(t, "/h/a", strconv.Itoa(i))
+	}
+	for _, tc := range []struct {
+		replay    string
+		recovered bool
+	}{{`5`, true}, {`1`, false}} {
+		id := ts.handshake(t)
+		ext := `{"replay":{"/h/a":` + tc.replay + `},"replayLost":"report"}`
+		first := ts.subscribeWith(t, id, "/h/a", ext)
+		again := ts.subscribeWith(t, id, "/h/a", ext)
+		for _, r := range []gjson.Result{first, again} {
+			if !r.Get("successful").Bool() || r.Get(`ext.replay.\/h\/a.recovered`).Bool() != tc.recovered {
+				t.Fatalf("replay %s: reply %s", tc.replay, r.Raw)
+			}
+		}
+		if got, _ := ts.poll(t, id, "/h/a"); tc.recovered && fmt.Sprint(got) != "[6 7]" {
+			t.Fatalf("replay %s: got %v", tc.replay, got)
+		}
 	}
 }

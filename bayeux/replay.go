@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -133,20 +134,29 @@ type replayResult struct {
 // of the reply ("" when it succeeded) and the position for the reply's ext.
 func (x *exchange) subscribeReplay(sess *Session, ch string, rq replayRequest, policy ReplayLostPolicy) (string, *replayResult) {
 	s := x.srv
-	if !sess.beginRecovery(ch) {
-		// Already subscribed (or replaying): nothing to replay twice.
-		return "", nil
-	}
-	if err := s.subscribeSession(x.ctx, sess, ch); err != nil {
-		sess.endRecovery(ch, nil, Position{}, false)
-		return subscribeError(s, sess, ch, err), nil
-	}
 	since := uint64(math.MaxInt64) // replayNew: only the position
 	switch {
 	case rq.from == replayAll:
 		since = 0
 	case rq.from >= 0:
 		since = uint64(rq.from)
+	}
+	began, again := sess.beginRecovery(ch)
+	if !began {
+		if !again {
+			return "", nil // a replay of ch is under way: it answers
+		}
+		// Subscribed already (a retried subscribe whose reply was lost):
+		// what the first one replayed was delivered; answer as it did.
+		pubs, pos, err := s.history.History(x.ctx, ch, since, 1)
+		if err != nil {
+			return errReplayFailed(ch), nil
+		}
+		return "", &replayResult{channel: ch, pos: pos, recovered: rq.from < 0 || !lost(rq, pubs, pos)}
+	}
+	if err := s.subscribeSession(x.ctx, sess, ch); err != nil {
+		sess.endRecovery(ch, nil, Position{}, false)
+		return subscribeError(s, sess, ch, err), nil
 	}
 	pubs, pos, err := s.history.History(x.ctx, ch, since, 0)
 	if err != nil {
@@ -203,23 +213,22 @@ func appendReplayExt(b []byte, results []*replayResult) []byte {
 }
 
 // beginRecovery starts holding back the live publications of channel ch
-// for the session, unless it is subscribed to ch already or recovering it.
-func (s *Session) beginRecovery(ch string) bool {
+// for the session, unless it is recovering ch already or has ended, or is
+// subscribed to ch already (then again is true).
+func (s *Session) beginRecovery(ch string) (began, again bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || s.recovering[ch] != nil {
-		return false
+		return false, false
 	}
-	for _, sub := range s.subs {
-		if sub == ch {
-			return false
-		}
+	if slices.Contains(s.subs, ch) {
+		return false, true
 	}
 	if s.recovering == nil {
 		s.recovering = make(map[string]*recovery)
 	}
 	s.recovering[ch] = &recovery{}
-	return true
+	return true, false
 }
 
 // recovery holds back the live publications of a channel being replayed.
