@@ -33,18 +33,11 @@ const cutNoise = /net::ERR_[A-Z_]+|WebSocket connection to .* failed/;
 
 const CASES = [
   { name: 'WebSocket', disable: [], settled: 'websocket' },
-  {
-    name: 'WebSocket disabled: EventSource + XHR POSTs', disable: ['websocket'], settled: 'eventsource',
-    // Reported, not failing the suite, until the server keeps them: Bayou
-    // writes an acknowledging session's messages down the EventSource
-    // stream (Session.drain) instead of only with /meta/connect replies
-    // (drainBatch), so a cut stream loses what was written into it.
-    todo: 'Bayou streams an ack session\'s messages on EventSource without keeping them for re-sending',
-  },
+  { name: 'WebSocket disabled: EventSource + XHR POSTs', disable: ['websocket'], settled: 'eventsource' },
 ];
 
 for (const c of CASES) {
-  test(`recovery extension, ${c.name}: ${N} messages, ${CUTS} cuts, each once and in order`, { timeout: 90_000, todo: c.todo }, async () => {
+  test(`recovery extension, ${c.name}: ${N} messages, ${CUTS} cuts, each once and in order`, { timeout: 90_000 }, async () => {
     const t0 = Date.now();
     const bayou = await startBayouBinary({ timeout: 3, args: ['--history', '/h/**=1000:10m'] });
     const proxy = await startCutProxy(bayou.port);
