@@ -14,7 +14,8 @@ import (
 // subscribed to a matching pattern, through a redis-server of its own. The
 // time includes the delivery of every publication to the subscriber.
 // Metrics: publishes/s, deliveries/s and Redis PUBLISH commands per publish
-// (depth+2 = 5 for the depth-3 channel used).
+// (depth+2 = 5 for the depth-3 channel used). The history cases keep the
+// channel's history (one EVALSHA per publish, running the same PUBLISHes).
 func BenchmarkPublish(b *testing.B) {
 	const channel = "/bench/a/b"
 	msg := []byte(`{"channel":"/bench/a/b","data":{"text":"a message of about a hundred bytes, like a chat line"},"id":"1"}`)
@@ -22,10 +23,13 @@ func BenchmarkPublish(b *testing.B) {
 		name          string
 		parallel      bool
 		maxFlushDelay time.Duration
+		history       *bayeux.HistoryRule
 	}{
-		{"serial", false, 0},
-		{"parallel", true, 0},
-		{"parallel_flush50us", true, 50 * time.Microsecond},
+		{"serial", false, 0, nil},
+		{"parallel", true, 0, nil},
+		{"parallel_flush50us", true, 50 * time.Microsecond, nil},
+		{"serial_history", false, 0, &bayeux.HistoryRule{Size: 1000, TTL: time.Minute}},
+		{"parallel_history", true, 0, &bayeux.HistoryRule{Size: 1000, TTL: time.Minute}},
 	}
 	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {
@@ -44,7 +48,7 @@ func BenchmarkPublish(b *testing.B) {
 			b.ResetTimer()
 			began := time.Now()
 			publish := func() {
-				if err := pub.Publish(ctx, &bayeux.Publication{Channel: channel, Message: msg}); err != nil {
+				if err := pub.Publish(ctx, &bayeux.Publication{Channel: channel, Message: msg, History: tt.history}); err != nil {
 					b.Error(err)
 				}
 			}

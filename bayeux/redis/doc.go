@@ -1,8 +1,8 @@
 // Package redis is a bayeux.Cluster on Redis: it lets several Bayou nodes
 // serve one Bayeux (faye/CometD) audience. Each node keeps its own sessions,
 // subscriptions, queues and connections in memory; Redis carries what must
-// cross nodes: publications, messages between nodes, session ownership,
-// liveness and counts.
+// cross nodes: publications and the history of the channels that keep one,
+// messages between nodes, session ownership, liveness and counts.
 //
 //	engine, err := redis.New(ctx, redis.Config{URL: "redis://127.0.0.1:6379/0"})
 //	…
@@ -51,6 +51,77 @@
 // and are delivered on its reading goroutine, in arrival order; the
 // Publication's Message aliases the received payload (no copy).
 //
+// # History
+//
+// The Engine is a bayeux.Historian. A publication whose History rule is
+// set (Size, TTL) is appended to its channel's history and published by one
+// Lua script, run with EVALSHA (EVAL once after Redis lost its script
+// cache), atomically and in one round trip:
+//
+//	HGET    <ns>:hmeta:<channel> e        the epoch; when missing, a new
+//	                                      history: DEL both keys, HSET e
+//	HINCRBY <ns>:hmeta:<channel> o 1      the offset
+//	XADD    <ns>:hist:<channel> MAXLEN Size <offset>-0 m <message> x <exclude>
+//	PEXPIRE <ns>:hist:<channel>  TTL      (HistoryMetaTTL when TTL is 0)
+//	PEXPIRE <ns>:hmeta:<channel> HistoryMetaTTL (or TTL if longer)
+//	PUBLISH <ns>:ch:<pattern> <payload>   per expansion, as above
+//
+// that is depth+2 PUBLISH and six other commands inside one EVALSHA,
+// whatever the number of nodes and subscribers. The epoch is a random
+// string the publisher proposes, used only when the history is new or was
+// lost (a restart without persistence, RemoveHistory, HistoryMetaTTL
+// without a publication), so that offsets are only compared within one
+// history. MAXLEN is exact: a channel keeps exactly its last Size
+// publications. The offset is the entry's ID, so that reading from an
+// offset is one XRANGE. The payload of such a publication has its own
+// header version, and carries the position that the script wrote into it:
+//
+//	version 2 (1 byte) | channel, exclude (each uvarint length + bytes) |
+//	keep (uvarint, ms: how long the stream outlives the publication) |
+//	offset (decimal), epoch (each one length byte + bytes) | message
+//
+// The receiving node delivers a bayeux.Publication with its Position set
+// and Message as published (the server adds the position to its copies).
+// Nodes of an older version drop such payloads (and log it once).
+//
+// History(channel, since, limit) is MULTI, XRANGE from since+1 (COUNT
+// limit), HMGET of the offset and epoch, EXEC: one round trip, so that the
+// publications and the position belong together. RemoveHistory DELs both
+// keys; the next publication starts a new epoch at offset 1.
+//
+// # Gaps between nodes
+//
+// Redis pub/sub is at most once: a node whose pub/sub connection drops
+// misses what is published until it is back. On history channels the
+// offsets show the gaps, and the node fills them from the stream. It keeps,
+// per history channel it receives, a tracker: the epoch and the last
+// offset it delivered. A publication at or below that offset is a copy (the
+// node listens to several patterns that match) and is dropped; one beyond
+// it by more than one reveals a gap, which the node reads (XRANGE, as in
+// History, 1,000 entries per round trip) and delivers, in order, before the
+// publication itself; a new epoch means the history was lost or removed
+// while the node listened, and what the new epoch holds before the
+// publication is delivered first. After the pub/sub connection comes back,
+// every tracked channel is caught up the same way, up to the offset current
+// when it is read (8 channels at a time); a live publication arriving
+// meanwhile is ordered with the catch-up by a per-channel lock and the
+// offsets. A catch-up stays within the tracker's epoch: a new one is
+// filled in by the next live publication, which arrives after any
+// publication of the old epoch still on its way (a connection's messages
+// are all delivered before the next connection opens). Publications of one channel are therefore delivered once each,
+// in offset order, as long as the stream still holds them (Size and TTL);
+// across channels, the order of one publisher may differ after a gap. A
+// read that fails (within OpTimeout; the read is retried on a fresh
+// connection after a network error) is logged once per episode and the
+// publication that revealed the gap is delivered anyway.
+//
+// A tracker exists only while a wanted pattern matches its channel:
+// Unsubscribe drops the trackers that no remaining pattern matches, so that
+// a node that listens again starts from the next publication rather than
+// fill in what was published while it did not listen. Trackers of channels
+// silent for longer than their stream lives (and at least a minute) are
+// dropped too, every HeartbeatInterval.
+//
 // # Messages between nodes
 //
 // Each node also SUBSCRIBEs to <ns>:node:<NodeID>. Send(node, msg) is one
@@ -96,10 +167,14 @@
 //
 // Every key has an expiry, so nothing outlives the cluster:
 //
-//	<ns>:alive:<node>   string, PX NodeTTL, rewritten every HeartbeatInterval
-//	<ns>:sess:<id>      string (owner), PX the claim's ttl
-//	<ns>:counts:<node>  hash, PX NodeTTL, rewritten by each report
-//	<ns>:nodes          ZSET (node → last heartbeat, ms), PX 6×NodeTTL
+//	<ns>:alive:<node>     string, PX NodeTTL, rewritten every HeartbeatInterval
+//	<ns>:sess:<id>        string (owner), PX the claim's ttl
+//	<ns>:counts:<node>    hash, PX NodeTTL, rewritten by each report
+//	<ns>:nodes            ZSET (node → last heartbeat, ms), PX 6×NodeTTL
+//	<ns>:hist:<channel>   stream (ID <offset>-0, fields m, x), MAXLEN Size,
+//	                      PX the rule's TTL (or HistoryMetaTTL), per publication
+//	<ns>:hmeta:<channel>  hash (o: offset, e: epoch), PX HistoryMetaTTL (or
+//	                      the rule's TTL if longer), per publication
 //
 // and the pub/sub channels <ns>:ch:<pattern> and <ns>:node:<node> hold no
 // data.
@@ -115,8 +190,10 @@
 // the node's channel and every pattern in one pipelined command, then
 // checks the heartbeat as described above. Publications sent while a
 // node's pub/sub connection was down are lost for that node (at most once,
-// as with Redis pub/sub in general). State changes are logged with
-// log/slog.
+// as with Redis pub/sub in general), except on history channels, which it
+// catches up from their streams (see "Gaps between nodes"). After a
+// restart without persistence the histories are gone: their next
+// publications start new epochs. State changes are logged with log/slog.
 //
 // When a node dies, its heartbeat expires within NodeTTL; SessionOwner then
 // reports its sessions as owned by nobody, the server treats them as

@@ -29,6 +29,9 @@ const (
 	// DefaultNodeTTL is the lifetime of a heartbeat and of a count report
 	// when Config.NodeTTL is zero.
 	DefaultNodeTTL = 10 * time.Second
+	// DefaultHistoryMetaTTL is how long a channel's offset and epoch
+	// outlive its latest publication when Config.HistoryMetaTTL is zero.
+	DefaultHistoryMetaTTL = 24 * time.Hour
 )
 
 // nodeIDLen is the length of a generated NodeID, in characters of
@@ -79,6 +82,15 @@ type Config struct {
 	// write to gather more commands into one system call; 20–100µs saves
 	// CPU under heavy load at a small latency cost. Default 0.
 	MaxFlushDelay time.Duration
+	// HistoryMetaTTL is how long the offset and epoch of a channel with
+	// history outlive its latest publication (the publications themselves
+	// are kept for their rule's TTL). Within it, a client that asks to
+	// replay from the channel's current position is told that it missed
+	// nothing, however long ago the publications expired; past it, the
+	// next publication starts a new epoch at offset 1, and a replay from
+	// before is reported lost. It is also how long a stream lives when
+	// its rule has no TTL. Default 24h.
+	HistoryMetaTTL time.Duration
 }
 
 // withDefaults returns cfg with its zero fields set, or an error when a
@@ -112,6 +124,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxFlushDelay < 0 {
 		return cfg, fmt.Errorf("redis: negative Config.MaxFlushDelay %v", cfg.MaxFlushDelay)
+	}
+	if cfg.HistoryMetaTTL < 0 {
+		return cfg, fmt.Errorf("redis: negative Config.HistoryMetaTTL %v", cfg.HistoryMetaTTL)
+	}
+	if cfg.HistoryMetaTTL == 0 {
+		cfg.HistoryMetaTTL = DefaultHistoryMetaTTL
 	}
 	return cfg, nil
 }
@@ -161,6 +179,8 @@ type keys struct {
 	sess   string // + session id: owner NodeID (string, PX claim ttl)
 	counts string // + NodeID: count report (hash, PX NodeTTL)
 	nodes  string // ZSET of recently seen NodeIDs (PX nodesTTL)
+	hist   string // + channel: history stream (PX the rule's TTL)
+	hmeta  string // + channel: history offset and epoch (hash, PX HistoryMetaTTL)
 }
 
 func newKeys(ns string) keys {
@@ -171,6 +191,8 @@ func newKeys(ns string) keys {
 		sess:   ns + ":sess:",
 		counts: ns + ":counts:",
 		nodes:  ns + ":nodes",
+		hist:   ns + ":hist:",
+		hmeta:  ns + ":hmeta:",
 	}
 }
 
@@ -181,9 +203,10 @@ const (
 	stateClosed
 )
 
-// Engine is a bayeux.Cluster on one Redis server (standalone or behind
-// Sentinel): it carries publications between the nodes that listen to
-// matching patterns, records which node owns each session, carries
+// Engine is a bayeux.Cluster and a bayeux.Historian on one Redis server
+// (standalone or behind Sentinel): it carries publications between the
+// nodes that listen to matching patterns, keeps the history of the
+// channels that have one, records which node owns each session, carries
 // messages between nodes and sums their counts. See the package
 // documentation for the design.
 //
@@ -211,9 +234,13 @@ type Engine struct {
 	nodes    nodes
 	sessions sessions
 	counts   counts
+	hist     historian
 }
 
-var _ bayeux.Cluster = (*Engine)(nil)
+var (
+	_ bayeux.Cluster   = (*Engine)(nil)
+	_ bayeux.Historian = (*Engine)(nil)
+)
 
 // New connects to Redis and returns an engine, not yet started. ctx bounds
 // the initial connection check.
@@ -259,6 +286,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.nodes.init()
 	e.nodes.channel = e.keys.node + cfg.NodeID
 	e.sessions.init()
+	e.hist.init()
 	return e, nil
 }
 
@@ -283,10 +311,11 @@ func (e *Engine) Start(ctx context.Context, deliver func(*bayeux.Publication)) e
 		return errors.New("redis: engine already started")
 	}
 	e.pub.deliver = deliver
-	e.wg.Add(3)
+	e.wg.Add(4)
 	go e.subscribeLoop()
 	go e.heartbeatLoop()
 	go e.dispatchNodeMessages()
+	go e.historyLoop()
 	e.stopAfter = context.AfterFunc(ctx, func() { _ = e.Close() })
 	e.startMu.Unlock()
 

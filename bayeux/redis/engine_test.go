@@ -24,7 +24,8 @@ func TestConfig(t *testing.T) {
 		check   func(t *testing.T, c Config)
 	}{
 		{"defaults", Config{URL: "redis://127.0.0.1:1/0"}, false, func(t *testing.T, c Config) {
-			if c.Namespace != "bayou" || c.OpTimeout != time.Second || c.HeartbeatInterval != 2*time.Second || c.NodeTTL != 10*time.Second || c.Logger == nil {
+			if c.Namespace != "bayou" || c.OpTimeout != time.Second || c.HeartbeatInterval != 2*time.Second || c.NodeTTL != 10*time.Second || c.Logger == nil ||
+				c.HistoryMetaTTL != 24*time.Hour {
 				t.Errorf("defaults not applied: %+v", c)
 			}
 			if len(c.NodeID) != nodeIDLen || !validNodeID(c.NodeID) {
@@ -46,6 +47,7 @@ func TestConfig(t *testing.T) {
 		{"long node id", Config{URL: "redis://x", NodeID: string(make([]byte, 65))}, true, nil},
 		{"ttl below interval", Config{URL: "redis://x", HeartbeatInterval: time.Second, NodeTTL: time.Second}, true, nil},
 		{"negative flush delay", Config{URL: "redis://x", MaxFlushDelay: -1}, true, nil},
+		{"negative history meta ttl", Config{URL: "redis://x", HistoryMetaTTL: -1}, true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

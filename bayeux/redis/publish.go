@@ -16,8 +16,9 @@ import (
 	"github.com/bayou-pubsub/bayou/channels"
 )
 
-// headerVersion is the first byte of every publication payload. A node
-// drops payloads of another version (log, count) rather than misread them.
+// headerVersion is the first byte of the payload of a publication without
+// history (historyVersion marks the others). A node drops payloads of
+// another version (log, count) rather than misread them.
 const headerVersion = 1
 
 // publisher holds the state of Publish and of the receiving side of
@@ -121,6 +122,10 @@ func readUvarint(s string) (v uint64, rest string, ok bool) {
 // acknowledged all of them, so one publisher's messages keep their order,
 // or an error within OpTimeout (the message may then have reached some
 // nodes, or none).
+//
+// When p.History is set, p is also appended to its channel's history and
+// gets the next offset: the same PUBLISH commands, run with the append by
+// one Lua script (one EVALSHA, one round trip).
 func (e *Engine) Publish(ctx context.Context, p *bayeux.Publication) error {
 	if err := e.running(); err != nil {
 		return err
@@ -133,6 +138,13 @@ func (e *Engine) Publish(ctx context.Context, p *bayeux.Publication) error {
 	if len(buf.patterns) == 0 {
 		e.pub.bufs.Put(buf)
 		return fmt.Errorf("redis: publish %q: %w", p.Channel, ErrInvalidChannel)
+	}
+	if p.History != nil {
+		err := e.publishHistory(ctx, p, buf.patterns)
+		clear(buf.patterns) // not held by the client: publishHistory copies them
+		buf.patterns = buf.patterns[:0]
+		e.pub.bufs.Put(buf)
+		return err
 	}
 	h := header{
 		node:    e.cfg.NodeID,
@@ -184,6 +196,10 @@ func (e *Engine) Publish(ctx context.Context, p *bayeux.Publication) error {
 // onPublication handles a message received on a pattern channel: the first
 // copy of each publication is delivered, the others dropped.
 func (e *Engine) onPublication(payload string) {
+	if len(payload) > 0 && payload[0] == historyVersion {
+		e.onHistoryPublication(payload)
+		return
+	}
 	h, msg, err := decodeHeader(payload)
 	if err != nil {
 		if e.pub.dropped.Add(1) == 1 {

@@ -95,6 +95,7 @@ func (e *Engine) Subscribe(ctx context.Context, pattern string) error {
 		delete(s.wanted, pattern)
 		cur := s.conn
 		s.mu.Unlock()
+		e.forgetTrackers(pattern)
 		if cur != nil {
 			// Queued behind the SUBSCRIBE on the same connection,
 			// so no need to wait for the reply: fail fast.
@@ -106,7 +107,9 @@ func (e *Engine) Subscribe(ctx context.Context, pattern string) error {
 
 // Unsubscribe makes this node stop listening to pattern. The pattern is
 // forgotten even when it returns an error (the connection then is down or
-// slow, and is not re-subscribed to it).
+// slow, and is not re-subscribed to it), and so are the offsets delivered
+// on the history channels no other wanted pattern matches: should the node
+// listen again, it starts from the next publication.
 func (e *Engine) Unsubscribe(ctx context.Context, pattern string) error {
 	s := &e.sub
 	l := s.stripe(pattern)
@@ -116,6 +119,7 @@ func (e *Engine) Unsubscribe(ctx context.Context, pattern string) error {
 	delete(s.wanted, pattern)
 	c := s.conn
 	s.mu.Unlock()
+	e.forgetTrackers(pattern)
 	if c == nil || e.running() != nil {
 		return nil
 	}
@@ -175,6 +179,7 @@ func (e *Engine) subscribeLoop() {
 		backoff, failures, downSince = minBackoff, 0, time.Time{}
 		s.readyOnce.Do(func() { close(s.ready) })
 		e.nodes.kickHeartbeat()
+		e.catchUp() // what history channels missed while it was down
 
 		select {
 		case err := <-done:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/channels"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // TestRouting checks that a publication reaches exactly the nodes that
@@ -136,35 +137,87 @@ func TestOrder(t *testing.T) {
 }
 
 // TestCommandsPerPublish checks that a publish costs depth+2 PUBLISH
-// commands whatever the number of patterns nodes listen to.
+// commands whatever the number of patterns nodes listen to and of nodes
+// listening, and, on a channel with history, one EVALSHA whose script runs
+// a fixed set of commands besides: every Redis command counted.
 func TestCommandsPerPublish(t *testing.T) {
 	const n = 200
 	srv := startRedis(t)
 	raw := srv.raw()
-	a := newNode(t, srv, "pub")
-	b := newNode(t, srv, "sub")
+	// No heartbeat during the measures (after the first two, awaited
+	// below): every command counted is a publish's.
+	quiet := func(c *Config) { c.HeartbeatInterval, c.NodeTTL = time.Hour, 2*time.Hour }
+	a := newNode(t, srv, "pub", quiet)
+	b := newNode(t, srv, "sub", quiet)
+	c := newNode(t, srv, "sub2", quiet)
+	for _, node := range []*testNode{a, b, c} {
+		bayeuxtest.Eventually(t, 5*time.Second, func() bool { return node.nodes.tick.Load() >= 1 },
+			"the heartbeat after the connection")
+	}
 	b.mustSubscribe(t, "/**")
+	history := &bayeux.HistoryRule{Size: 100, TTL: time.Minute}
+	first := map[string]map[string]float64{} // commands per publish at 10 patterns
 	subscribed := 0
 	for _, patterns := range []int{10, 1000} {
 		for ; subscribed < patterns; subscribed++ {
 			b.mustSubscribe(t, fmt.Sprintf("/p/%d", subscribed))
 		}
-		for _, channel := range []string{"/a", "/a/b", "/a/b/c", "/a/b/c/d/e"} {
-			t.Run(fmt.Sprintf("patterns=%d/channel=%s", patterns, channel), func(t *testing.T) {
-				b.got.reset()
-				before := publishCalls(t, raw)
-				for range n {
-					a.mustPublish(t, channel, "x")
-				}
-				perPublish := float64(publishCalls(t, raw)-before) / n
-				want := len(channels.Expand(channel))
-				t.Logf("PUBLISH per publish: %.2f (channel %s, depth %d, want depth+2 = %d; subscriber node listens to %d patterns)",
-					perPublish, channel, want-2, want, patterns+1)
-				if perPublish != float64(want) {
-					t.Errorf("PUBLISH per publish = %.2f, want %d", perPublish, want)
-				}
-				b.got.waitFor(t, 5*time.Second, "deliveries", func(ps []*bayeux.Publication) bool { return len(ps) == n })
-			})
+		listeners := []*testNode{b}
+		if patterns == 1000 {
+			c.mustSubscribe(t, "/**", "/a/**") // one node more, two patterns
+			listeners = append(listeners, c)
+		}
+		for _, rule := range []*bayeux.HistoryRule{nil, history} {
+			for _, channel := range []string{"/a", "/a/b", "/a/b/c", "/a/b/c/d/e"} {
+				name := fmt.Sprintf("patterns=%d/history=%v/channel=%s", patterns, rule != nil, channel)
+				t.Run(name, func(t *testing.T) {
+					publish := func(msg string) {
+						t.Helper()
+						if err := a.Publish(context.Background(), &bayeux.Publication{Channel: channel, Message: []byte(msg), History: rule}); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if rule != nil {
+						publish("warm-up") // the first starts the history
+						for _, l := range listeners {
+							l.got.waitChannel(t, channel)
+						}
+					}
+					for _, l := range listeners {
+						l.got.reset()
+					}
+					before := commandCalls(t, raw)
+					for range n {
+						publish("x")
+					}
+					calls := publishCommands(before, commandCalls(t, raw), n)
+					want := len(channels.Expand(channel))
+					t.Logf("commands per publish: %v (channel %s, depth %d; %d node(s) listening, to %d patterns)",
+						calls, channel, want-2, len(listeners), patterns+2*(len(listeners)-1)+1)
+					if calls["publish"] != float64(want) {
+						t.Errorf("PUBLISH per publish = %.2f, want depth+2 = %d", calls["publish"], want)
+					}
+					if rule != nil {
+						for _, cmd := range []string{"evalsha", "hget", "hincrby", "xadd"} {
+							if calls[cmd] != 1 {
+								t.Errorf("%s per publish = %.2f, want 1", strings.ToUpper(cmd), calls[cmd])
+							}
+						}
+						if calls["pexpire"] != 2 {
+							t.Errorf("PEXPIRE per publish = %.2f, want 2", calls["pexpire"])
+						}
+					}
+					key := fmt.Sprintf("%v%s", rule != nil, channel)
+					if prev, ok := first[key]; !ok {
+						first[key] = calls
+					} else if fmt.Sprint(prev) != fmt.Sprint(calls) {
+						t.Errorf("commands per publish grew: %v with 10 patterns and one listening node, %v now", prev, calls)
+					}
+					for _, l := range listeners {
+						l.got.waitFor(t, 5*time.Second, "deliveries", func(ps []*bayeux.Publication) bool { return len(ps) == n })
+					}
+				})
+			}
 		}
 	}
 }
