@@ -189,7 +189,7 @@ const READY_TIMEOUT_MS = 10_000;
 
 /**
  * Starts a server and resolves once it printed `serving Bayeux at <URL>`.
- * Returns { url, port, kind, stop(), restart(), logs() }.
+ * Returns { url, port, kind, stop(), kill(), restart(), logs() }.
  * restart() brings the server back on the SAME port (for recovery tests).
  * args: extra command-line arguments for the Bayou binary (ignored by the faye
  * reference server), e.g. ['--auth', 'token', '--token-secret', 's3cret'].
@@ -225,6 +225,16 @@ export async function startServer({ timeout = 3, ping = 5, port, mount = '/bayeu
           await withTimeout(done, 5000, 'server exit after SIGKILL');
         }
       }
+      children.delete(c);
+    },
+    /** SIGKILL at once, as a crash: the server cleans up nothing. */
+    async kill() {
+      if (!child) return;
+      const c = child;
+      const done = exited;
+      child = null;
+      c.kill('SIGKILL');
+      await withTimeout(done, 5000, 'server exit after SIGKILL');
       children.delete(c);
     },
     async restart() {

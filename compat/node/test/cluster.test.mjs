@@ -7,27 +7,10 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import net from 'node:net';
-import { spawn } from 'node:child_process';
 import * as h from '../harness.mjs';
+import { startRedis } from '../redis.mjs';
 
 const skip = h.isBayou ? false : 'Bayou-only: a cluster of bayou nodes on Redis';
-
-/** Starts redis-server on a free port; resolves {port, stop()} once it answers PING. */
-async function startRedis() {
-  const port = await h.freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-    { stdio: 'ignore' });
-  const failed = new Promise((_, reject) => child.once('error', (e) => reject(new Error(`redis-server: ${e.message}`))));
-  const ping = () => new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    s.on('error', () => resolve(false));
-    s.on('connect', () => s.write('PING\r\n'));
-    s.on('data', (d) => { s.destroy(); resolve(d.toString().startsWith('+PONG')); });
-  });
-  await Promise.race([failed, h.waitUntil(ping, 10_000, `redis-server on port ${port} to answer PING`, 50)]);
-  return { port, stop: () => child.kill('SIGKILL') };
-}
 
 /** An HTTP proxy that sends each request to the next target in turn. */
 async function roundRobinProxy(targets) {
