@@ -125,7 +125,12 @@
 // # Messages between nodes
 //
 // Each node also SUBSCRIBEs to <ns>:node:<NodeID>. Send(node, msg) is one
-// PUBLISH there; it fails with ErrNoNode when nobody listens (a dead node).
+// PUBLISH there. When nobody listens, the node may be dead or merely
+// re-opening its pub/sub connection: Send waits, checking with PUBSUB NUMSUB
+// every 200 ms (one check shared by every Send to that node), and sends
+// once the node listens again; after a second without a listener the node
+// is gone, and Send fails with an error that wraps ErrNoNode and
+// bayeux.ErrNodeGone.
 // Received node messages are queued (up to 64 MiB) and handed to the
 // HandleNodeMessages function one at a time, in order, on a goroutine of
 // their own, so that a slow handler never holds up publications.
@@ -136,8 +141,8 @@
 // <ns>:sess:<id> = NodeID with the claim's ttl, renewed by the owner;
 // ReleaseSession deletes it if this node still owns it (a Lua script). A
 // node that gets a request for a session it does not hold asks
-// SessionOwner (one GET, plus an EXISTS of the owner's heartbeat, cached
-// for a second); the server then forwards the request to the owner over
+// SessionOwner (one GET, plus a GET of the owner's heartbeat, cached for a
+// second); the server then forwards the request to the owner over
 // Send and gets the reply back the same way: two node messages per
 // forwarded request, so clients need no sticky load balancing.
 //
@@ -195,9 +200,14 @@
 // restart without persistence the histories are gone: their next
 // publications start new epochs. State changes are logged with log/slog.
 //
-// When a node dies, its heartbeat expires within NodeTTL; SessionOwner then
-// reports its sessions as owned by nobody, the server treats them as
-// unknown, and their clients handshake again (with another node). Its
-// queued messages are lost. A node that closes deletes its claims,
+// When a node dies, SessionOwner reports its sessions as owned by nobody as
+// soon as a Send to it found it gone (about a second after the first
+// request for one of its sessions, or after the server's once-a-second ping
+// of the owners it has requests waiting on), else once its heartbeat
+// expires (NodeTTL). The server treats the sessions as unknown, and their
+// clients handshake again with another node. A gone node is seen alive
+// again when its heartbeat value changes. Its queued messages are lost;
+// on channels with history, clients that resume (the recovery extension,
+// the Go client, a replay) get them from the Streams. A node that closes deletes its claims,
 // heartbeat, report and ZSET entry at once.
 package redis
