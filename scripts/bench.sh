@@ -21,6 +21,10 @@
 # CPU, and every result records the CPU other processes used during its
 # measured window ("other procs' CPU" in the table).
 #
+# BAYOU_BASE=<path of another bayou binary> adds it ("bayou-base") beside
+# bayou in the fan-out and personal scenarios, for a before/after comparison
+# of a change in one run (build it from the earlier commit in a worktree).
+#
 # Tunables (environment): ROUNDS (3), DURATION (8 s measured per run),
 # WARMUP (3 s), IDLE_CLIENTS (10000), BENCH_BUDGET (1080 s), QUIET_WAIT
 # (10 s), QUIET_CORES (0.5), BENCH_DIR (where results and server logs go;
@@ -61,6 +65,7 @@ start_server() {
     faye) (cd compat/node && exec node faye-server.mjs --port 0 --timeout 25) >"$log" 2>&1 & ;;
     bayou) bin/bayou --addr 127.0.0.1:0 --timeout 25 --log-level warn >"$log" 2>&1 & ;;
     # bayou keeping the last 100 publications of every channel (in memory).
+    bayou-base) "$BAYOU_BASE" --addr 127.0.0.1:0 --timeout 25 --log-level warn >"$log" 2>&1 & ;;
     bayou-history) bin/bayou --addr 127.0.0.1:0 --timeout 25 --log-level warn --history '/**=100' >"$log" 2>&1 & ;;
     yardstick) bin/bayou-bench yardstick --addr 127.0.0.1:0 --timeout 25 >"$log" 2>&1 & ;;
     *) echo "unknown server $name" >&2; return 1 ;;
@@ -121,16 +126,19 @@ run_case() {
 
 LOAD=(--duration "$DURATION" --warmup "$WARMUP")
 
+BASE=()
+if [ -n "${BAYOU_BASE:-}" ]; then BASE=(bayou-base); fi
+
 round() {
   local r=$1
   say "round $r: fan-out, 1,000 WebSocket subscribers, max rate"
-  for s in faye bayou bayou-history yardstick; do run_case "$r" fanout-ws "$s" fanout --subs 1000 "${LOAD[@]}"; done
+  for s in faye bayou "${BASE[@]}" bayou-history yardstick; do run_case "$r" fanout-ws "$s" fanout --subs 1000 "${LOAD[@]}"; done
   say "round $r: fan-out, 1,000 subscribers of which 20% long-polling, max rate"
-  for s in faye bayou; do run_case "$r" fanout-lp20 "$s" fanout --subs 1000 --lp 0.2 "${LOAD[@]}"; done
+  for s in faye bayou "${BASE[@]}"; do run_case "$r" fanout-lp20 "$s" fanout --subs 1000 --lp 0.2 "${LOAD[@]}"; done
   say "round $r: fan-out, 1,000 WebSocket subscribers, 20 publishes/s (latency)"
   for s in yardstick bayou; do run_case "$r" fanout-20ps "$s" fanout --subs 1000 --pubs 1 --rate 20 "${LOAD[@]}"; done
   say "round $r: personal channels, 2,000 WebSocket subscribers, max rate"
-  for s in faye bayou; do run_case "$r" personal-2000 "$s" personal --subs 2000 "${LOAD[@]}"; done
+  for s in faye bayou "${BASE[@]}"; do run_case "$r" personal-2000 "$s" personal --subs 2000 "${LOAD[@]}"; done
   say "round $r: $IDLE_CLIENTS idle WebSocket clients"
   for s in faye bayou; do run_case "$r" idle-10k "$s" idle --clients "$IDLE_CLIENTS" --settle 5; done
 }

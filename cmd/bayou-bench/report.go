@@ -127,7 +127,7 @@ func fmtBytes(v float64) string {
 	return fmt.Sprintf("%.2f KiB", v/1024)
 }
 
-var reportServers = []string{"faye", "bayou", "bayou-history", "yardstick"}
+var reportServers = []string{"faye", "bayou", "bayou-base", "bayou-history", "yardstick"}
 
 type scenarioDef struct {
 	label   string
@@ -243,8 +243,12 @@ func printReport(w io.Writer, rs resultSet, how string) int {
 			}
 		}
 		hasFaye, hasYard := len(byServer["faye"]) > 0, len(byServer["yardstick"]) > 0
+		hasBase := len(byServer["bayou-base"]) > 0
 		if hasFaye {
 			fmt.Fprintf(w, " %-12s", "bayou/faye")
+		}
+		if hasBase {
+			fmt.Fprintf(w, " %-12s", "bayou/base")
 		}
 		if hasYard {
 			fmt.Fprintf(w, " %-12s", "bayou/yard")
@@ -278,6 +282,9 @@ func printReport(w io.Writer, rs resultSet, how string) int {
 			}
 			if hasFaye {
 				fmt.Fprintf(w, " %-12s", ratio("faye"))
+			}
+			if hasBase {
+				fmt.Fprintf(w, " %-12s", ratio("bayou-base"))
 			}
 			if hasYard {
 				fmt.Fprintf(w, " %-12s", ratio("yardstick"))
