@@ -53,17 +53,26 @@ type Historian interface {
 // channel has no history rule.
 var ErrNoHistory = errors.New("bayeux: channel has no history")
 
+// Validate reports what is wrong with r under the channel grammar g (nil
+// when nothing is).
+func (r HistoryRule) Validate(g channels.Grammar) error {
+	if !g.Valid(r.Pattern) || channels.IsMeta(r.Pattern) || channels.IsService(r.Pattern) {
+		return fmt.Errorf("history rule: %q is not a channel name or pattern (such as /chat/room or /chat/**) outside /meta and /service", r.Pattern)
+	}
+	if r.Size < 1 {
+		return fmt.Errorf("history rule %q: size must be at least 1, got %d", r.Pattern, r.Size)
+	}
+	if r.TTL < 0 {
+		return fmt.Errorf("history rule %q: ttl must not be negative, got %v", r.Pattern, r.TTL)
+	}
+	return nil
+}
+
 // checkHistoryRules validates the rules of Config.History.
 func checkHistoryRules(rules []HistoryRule, g channels.Grammar) error {
 	for _, r := range rules {
-		if !g.Valid(r.Pattern) || channels.IsMeta(r.Pattern) || channels.IsService(r.Pattern) {
-			return fmt.Errorf("bayeux: history rule: invalid pattern %q", r.Pattern)
-		}
-		if r.Size < 1 {
-			return fmt.Errorf("bayeux: history rule %q: size %d below 1", r.Pattern, r.Size)
-		}
-		if r.TTL < 0 {
-			return fmt.Errorf("bayeux: history rule %q: negative ttl %v", r.Pattern, r.TTL)
+		if err := r.Validate(g); err != nil {
+			return fmt.Errorf("bayeux: %w", err)
 		}
 	}
 	return nil

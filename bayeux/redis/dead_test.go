@@ -3,7 +3,6 @@ package redis
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -371,7 +370,7 @@ func TestSendConfirmsGone(t *testing.T) {
 		setBeat("crowd", "1")
 		var wg sync.WaitGroup
 		errs := make(chan error, 20)
-		checks := numsubCalls(t, raw)
+		checks := commandCalls(t, raw)["pubsub|numsub"]
 		began := time.Now()
 		for range 20 {
 			wg.Add(1)
@@ -392,7 +391,7 @@ func TestSendConfirmsGone(t *testing.T) {
 		}
 		// One check every goneCheckInterval for the window, whatever
 		// the number of Sends waiting.
-		if n := numsubCalls(t, raw) - checks; n > int64(goneAfter/goneCheckInterval)+2 {
+		if n := commandCalls(t, raw)["pubsub|numsub"] - checks; n > int64(goneAfter/goneCheckInterval)+2 {
 			t.Fatalf("%d PUBSUB NUMSUB for 20 Sends to one node", n)
 		}
 	})
@@ -428,21 +427,3 @@ func (e *Engine) suspected(node string) bool {
 	return e.nodes.suspects[node] != nil
 }
 
-// numsubCalls returns the server's count of PUBSUB NUMSUB commands so far.
-func numsubCalls(tb testing.TB, c rueidis.Client) int64 {
-	tb.Helper()
-	info, err := c.Do(context.Background(), c.B().Info().Section("commandstats").Build()).ToString()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_pubsub|numsub:calls="); ok {
-			n, err := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return n
-		}
-	}
-	return 0
-}

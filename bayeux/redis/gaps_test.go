@@ -16,29 +16,6 @@ import (
 	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
-// commandCalls returns the server's count of calls per command so far
-// (INFO commandstats; commands run by scripts included).
-func commandCalls(tb testing.TB, c rueidis.Client) map[string]int64 {
-	tb.Helper()
-	info, err := c.Do(context.Background(), c.B().Info().Section("commandstats").Build()).ToString()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	calls := make(map[string]int64)
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":calls=")
-		if !ok || len(name) == len(line) {
-			continue
-		}
-		n, err := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		calls[name] = n
-	}
-	return calls
-}
-
 // publishCommands returns the calls per publish of each command between
 // two commandCalls, leaving out those of the test itself and of
 // connection upkeep.

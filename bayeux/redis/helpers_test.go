@@ -144,22 +144,29 @@ func (r *redisServer) raw() rueidis.Client {
 }
 
 // publishCalls returns the server's count of PUBLISH commands so far.
-func publishCalls(tb testing.TB, c rueidis.Client) int64 {
+func publishCalls(tb testing.TB, c rueidis.Client) int64 { return commandCalls(tb, c)["publish"] }
+
+// commandCalls returns the server's count of calls per command so far
+// (INFO commandstats; commands run by scripts included).
+func commandCalls(tb testing.TB, c rueidis.Client) map[string]int64 {
 	tb.Helper()
 	info, err := c.Do(context.Background(), c.B().Info().Section("commandstats").Build()).ToString()
 	if err != nil {
 		tb.Fatal(err)
 	}
+	calls := make(map[string]int64)
 	for _, line := range strings.Split(info, "\n") {
-		if rest, ok := strings.CutPrefix(line, "cmdstat_publish:calls="); ok {
-			n, err := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return n
+		name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":calls=")
+		if !ok || len(name) == len(line) {
+			continue
 		}
+		n, err := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		calls[name] = n
 	}
-	return 0
+	return calls
 }
 
 // testLogger logs through tb (debug level when -v).
@@ -308,4 +315,11 @@ func (n *testNode) mustPublish(tb testing.TB, channel, msg string) {
 	if err := n.Publish(context.Background(), &bayeux.Publication{Channel: channel, Message: []byte(msg)}); err != nil {
 		tb.Fatalf("%s: publish %s: %v", n.NodeID(), channel, err)
 	}
+}
+
+// listening reports whether the engine's pub/sub connection is up.
+func (e *Engine) listening() bool {
+	e.sub.mu.Lock()
+	defer e.sub.mu.Unlock()
+	return e.sub.conn != nil
 }

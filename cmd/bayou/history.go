@@ -120,22 +120,7 @@ func parseHistoryRule(s string) (bayeux.HistoryRule, error) {
 			return bayeux.HistoryRule{}, fmt.Errorf("history rule %q: ttl %q is not a duration such as 90s, 10m or 24h", s, ttlText)
 		}
 	}
-	return rule, checkHistoryRule(rule)
-}
-
-// checkHistoryRule reports what is wrong with rule, as bayeux.New would
-// but in the command's terms.
-func checkHistoryRule(r bayeux.HistoryRule) error {
-	if !channels.Strict.Valid(r.Pattern) || channels.IsMeta(r.Pattern) || channels.IsService(r.Pattern) {
-		return fmt.Errorf("history rule: %q is not a channel name or pattern (such as /chat/room or /chat/**) outside /meta and /service", r.Pattern)
-	}
-	if r.Size < 1 {
-		return fmt.Errorf("history rule %q: size must be at least 1, got %d", r.Pattern, r.Size)
-	}
-	if r.TTL < 0 {
-		return fmt.Errorf("history rule %q: ttl must not be negative, got %v", r.Pattern, r.TTL)
-	}
-	return nil
+	return rule, rule.Validate(channels.Strict)
 }
 
 // historyRuleJSON is one rule of the config file's "history" array.
@@ -179,7 +164,7 @@ func (r *historyRules) SetJSON(raw json.RawMessage) error {
 			}
 			rule.TTL = ttl
 		}
-		if err := checkHistoryRule(rule); err != nil {
+		if err := rule.Validate(channels.Strict); err != nil {
 			return fmt.Errorf("item %d: %w", i, err)
 		}
 		rules.list = append(rules.list, rule)
