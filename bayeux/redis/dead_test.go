@@ -426,4 +426,3 @@ func (e *Engine) suspected(node string) bool {
 	defer e.nodes.aliveMu.Unlock()
 	return e.nodes.suspects[node] != nil
 }
-
