@@ -310,7 +310,10 @@ func (s *Session) endRecovery(ch string, replayed []*Publication, top Position, 
 	}
 	s.replayed[ch] = last
 	// Queued in one step, so that no live message comes in between.
-	s.appendLocked(msgs...)
+	first := len(s.queue) == 0 && len(msgs) > 0
+	s.queue = append(s.queue, msgs...)
+	s.queued += n
+	s.wakeLocked(first)
 }
 
 // subscribeError is the reply error of a failed subscribeSession.
