@@ -67,10 +67,10 @@ func TestAck(t *testing.T) {
 	t.Parallel()
 	for _, tr := range transports {
 		for _, ack := range []bool{true, false} {
-			name := tr + "/ack on"
+			name := string(tr) + "/ack on"
 			var opts []client.Option
 			if !ack {
-				name = tr + "/ack off"
+				name = string(tr) + "/ack off"
 				opts = append(opts, client.WithAck(false))
 			}
 			t.Run(name, func(t *testing.T) {
@@ -219,7 +219,7 @@ func TestAckResendDropsCopies(t *testing.T) {
 			strip := &ackStripper{channel: tc.channel}
 			srv, bs := startInproc(t, historyConfig(), strip.wrap)
 			var received atomic.Int32 // copies of "1", before de-duplication
-			c := dial(t, srv.url, client.LongPolling, client.WithExtension(client.Extension{
+			c := dial(t, srv.url, client.TransportLongPolling, client.WithExtension(client.Extension{
 				Incoming: func(m *client.Message) {
 					if m.Channel == tc.channel && string(m.Data) == `"1"` {
 						received.Add(1)
@@ -287,7 +287,7 @@ func TestDropCopies(t *testing.T) {
 			}
 			ts := httptest.NewServer(f)
 			t.Cleanup(ts.Close)
-			c := dial(t, ts.URL+"/bayeux", client.LongPolling)
+			c := dial(t, ts.URL+"/bayeux", client.TransportLongPolling)
 			var got []string // written by the handler goroutine until end is closed
 			end := make(chan struct{})
 			if _, err := c.Subscribe(ctxTimeout(t, 5*time.Second), "/h/*", func(m *client.Message) {
@@ -354,7 +354,7 @@ func TestAckWire(t *testing.T) {
 			}
 			ts := httptest.NewServer(f)
 			t.Cleanup(ts.Close)
-			_ = dial(t, ts.URL+"/bayeux", client.LongPolling, client.WithAck(!tc.disable))
+			_ = dial(t, ts.URL+"/bayeux", client.TransportLongPolling, client.WithAck(!tc.disable))
 			conns := f.waitRequests(t, "/meta/connect", 3)
 			hs := f.requests("/meta/handshake")
 			if got := rawOr(hs[0].msg.Get("ext.ack")); got != tc.handshake {

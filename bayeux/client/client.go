@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/bayou-pubsub/bayou/channels"
 )
 
@@ -54,7 +56,7 @@ type StateChange struct {
 	// ClientID is the session id while connected; empty otherwise.
 	ClientID string
 	// Transport is the connection type in use while connected.
-	Transport string
+	Transport Transport
 	// Err is why the client is disconnected or closed, if known.
 	Err error
 }
@@ -72,10 +74,12 @@ type Client struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine of the client but the transports'
 
-	http  *httpTransport
-	disp  *dispatcher
-	ids   atomic.Uint64
-	epoch atomic.Uint64 // incremented at every successful handshake; written under mu
+	http   *httpTransport
+	dialer *websocket.Dialer // of the client's WebSockets
+	out    *outbox           // publishes, in call order
+	disp   *dispatcher
+	ids    atomic.Uint64
+	epoch  atomic.Uint64 // incremented at every successful handshake; written under mu
 
 	first     chan error // the outcome of the first connection attempt, for Dial
 	firstOnce sync.Once
@@ -152,12 +156,15 @@ func New(rawURL string, opts ...Option) (*Client, error) {
 		pos:     newPositions(),
 	}
 	c.http = newHTTPTransport(c, c.url)
-	c.wg.Add(2)
+	c.dialer = webSocketDialer(&c.opts)
+	c.out = newOutbox()
+	c.wg.Add(3)
 	go func() {
 		defer c.wg.Done()
 		c.disp.run(ctx)
 	}()
 	go c.run()
+	go c.sendPublishes()
 	return c, nil
 }
 
@@ -251,97 +258,15 @@ func (c *Client) ClientID() string {
 }
 
 // Transport returns the connection type of the current session
-// (WebSocket or LongPolling), or "" before the first handshake.
-func (c *Client) Transport() string {
+// (TransportWebSocket or TransportLongPolling), or "" before the first
+// handshake.
+func (c *Client) Transport() Transport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.tr == nil {
 		return ""
 	}
 	return c.tr.name()
-}
-
-// PublishResult is the outcome of a publish: the server's acknowledgement,
-// or why there is none.
-type PublishResult struct {
-	// Reply is the server's acknowledgement; with Err an *Error, the
-	// reply that carried it.
-	Reply *Message
-	// Err is nil when the server accepted the message.
-	Err error
-}
-
-// Publish sends data on channel and waits for the server's
-// acknowledgement, which it returns. data is marshalled to JSON (a
-// json.RawMessage is sent as is). If the server refuses the message the
-// error wraps an *Error (for example code 403 or 405). If the connection is
-// down, Publish waits for it to be restored and sends the message then; a
-// message sent on a connection that fails before the reply arrives is sent
-// again with the same id, so it can be delivered twice (at least once,
-// like faye). ctx bounds the whole wait.
-func (c *Client) Publish(ctx context.Context, channel string, data any) (*Message, error) {
-	m, err := c.publishMessage(channel, data)
-	if err != nil {
-		return nil, err
-	}
-	reply, err := c.request(ctx, m, nil)
-	if err != nil {
-		return reply, fmt.Errorf("client: publish %s: %w", channel, err)
-	}
-	return reply, nil
-}
-
-// PublishAsync is like Publish but does not wait: it returns a channel that
-// receives the result once and is then closed. While the client is
-// connected the message is queued before PublishAsync returns, so messages
-// published by one goroutine go out in call order; this allows many
-// messages in flight (bound their number, for example with a semaphore, to
-// keep memory in check).
-func (c *Client) PublishAsync(ctx context.Context, channel string, data any) <-chan PublishResult {
-	out := make(chan PublishResult, 1)
-	m, err := c.publishMessage(channel, data)
-	if err != nil {
-		out <- PublishResult{Err: err}
-		close(out)
-		return out
-	}
-	var first *pending
-	if sess, ok := c.current(); ok {
-		m.ClientID = sess.id
-		first, err = c.start(sess.tr, m, false, c.opts.requestTimeout)
-		if err != nil {
-			out <- PublishResult{Err: fmt.Errorf("client: publish %s: %w", channel, err)}
-			close(out)
-			return out
-		}
-	}
-	started := c.goTracked(func() {
-		reply, err := c.request(ctx, m, first)
-		if err != nil {
-			err = fmt.Errorf("client: publish %s: %w", channel, err)
-		}
-		out <- PublishResult{Reply: reply, Err: err}
-		close(out)
-	})
-	if !started {
-		if first != nil {
-			c.forget(first)
-		}
-		out <- PublishResult{Err: fmt.Errorf("client: publish %s: %w", channel, ErrClosed)}
-		close(out)
-	}
-	return out
-}
-
-func (c *Client) publishMessage(channel string, data any) (*Message, error) {
-	if channel == "" {
-		return nil, fmt.Errorf("client: publish: empty channel")
-	}
-	raw, err := encodeData(data)
-	if err != nil {
-		return nil, fmt.Errorf("client: publish %s: %w", channel, err)
-	}
-	return &Message{Channel: channel, Data: raw, ID: c.nextID()}, nil
 }
 
 // nextID returns a new message id: base 36 of a counter, like faye.

@@ -17,7 +17,7 @@ import (
 	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
-var transports = []string{client.WebSocket, client.LongPolling}
+var transports = []client.Transport{client.TransportWebSocket, client.TransportLongPolling}
 
 // countingExtension counts, per channel, the messages the server receives
 // (the subscribe and unsubscribe ones per subscription).
@@ -49,7 +49,7 @@ func (e *countingExtension) count(key string) int {
 func TestPublishSubscribe(t *testing.T) {
 	t.Parallel()
 	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
+		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
 			srv, _ := startInproc(t, bayeux.Config{}, nil)
 			sub := dial(t, srv.url, tr)
@@ -97,7 +97,7 @@ func jsonEqual(a json.RawMessage, b string) bool {
 func TestOneServerSubscriptionPerPattern(t *testing.T) {
 	t.Parallel()
 	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
+		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
 			ext := &countingExtension{}
 			srv, _ := startInproc(t, bayeux.Config{Extensions: []bayeux.Extension{ext}}, nil)
@@ -206,7 +206,7 @@ func (e authExtension) Incoming(_ context.Context, m *bayeux.Message) {
 func TestExtensionAddsToken(t *testing.T) {
 	t.Parallel()
 	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
+		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
 			srv, _ := startInproc(t, bayeux.Config{Extensions: []bayeux.Extension{authExtension{token: "s3cret"}}}, nil)
 			ctx := ctxTimeout(t, 10*time.Second)
@@ -256,7 +256,7 @@ func TestExtensionAddsToken(t *testing.T) {
 func TestRecoveryAfterUnknownClient(t *testing.T) {
 	t.Parallel()
 	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
+		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
 			srv, bs := startInproc(t, bayeux.Config{RetryInterval: 100 * time.Millisecond}, nil)
 			states := newStateLog()
@@ -345,7 +345,7 @@ func (l *stateLog) waitFor(t *testing.T, state client.State, clientID string) cl
 func TestConcurrentUse(t *testing.T) {
 	t.Parallel()
 	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
+		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
 			srv, _ := startInproc(t, bayeux.Config{}, nil)
 			c := dial(t, srv.url, tr)
@@ -392,7 +392,7 @@ func TestConcurrentUse(t *testing.T) {
 func TestNoGoroutineLeaks(t *testing.T) {
 	srv, _ := startInproc(t, bayeux.Config{}, nil)
 	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
+		t.Run(string(tr), func(t *testing.T) {
 			ctx := ctxTimeout(t, 10*time.Second)
 			c, err := client.Dial(ctx, srv.url, client.WithTransports(tr), client.WithLogger(testLogger(t)))
 			if err != nil {
@@ -517,7 +517,7 @@ func (handshakeRefusal) Incoming(_ context.Context, m *bayeux.Message) {
 func TestHandlerMayCallClient(t *testing.T) {
 	t.Parallel()
 	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
+		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
 			srv, _ := startInproc(t, bayeux.Config{}, nil)
 			c := dial(t, srv.url, tr)

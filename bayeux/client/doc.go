@@ -36,7 +36,21 @@
 // gives Code 403, Args ["/meta/foo"], Message "Forbidden channel"):
 //
 //	var berr *client.Error
-//	if errors.As(err, &berr) && berr.Code == 403 { ... }
+//	if errors.As(err, &berr) && berr.Code == client.CodeForbidden { ... }
+//
+// Errors name the operation once ("client: publish /chat/x: client
+// closed") and wrap the sentinel errors ErrClosed, ErrStopped and
+// ErrUnsubscribed, which errors.Is finds.
+//
+// # Publishing
+//
+// Publish and PublishAsync share one queue: messages reach the server in
+// the order of the calls, including those made before the first
+// connection or while the client recovers from a failure, which wait for
+// the connection. After a failure, the messages whose acknowledgement was
+// lost are sent again, in order, before any later one: a message can reach
+// the server twice, but none first arrives after a later one (see
+// Publish).
 //
 // # Recovery
 //
@@ -44,10 +58,11 @@
 // retries with exponential backoff and jitter (WithBackoff). If the server
 // has lost the session ("401:<id>:Unknown client" with advice to
 // handshake) it handshakes again and restores every subscription before it
-// reports StateConnected. Messages published while the client had no
-// session are lost, except on channels with history (see below). Requests
-// in flight when a connection fails are sent again with the same id, so a
-// publish can be delivered twice (at least once, like faye). WithStateFunc
+// reports StateConnected. Messages that others published while the client
+// had no session are lost to it, except on channels with history (see
+// below); its own publishes wait for the new session. Requests in flight
+// when a connection fails are sent again with the same id, so a publish
+// can be delivered twice (at least once, like faye). WithStateFunc
 // reports every state change (connected, disconnected, closed) for logs and
 // metrics.
 //
@@ -88,6 +103,13 @@
 //	client.WithExtension(client.Extension{
 //		Outgoing: func(m *client.Message) { m.SetExt("token", token) },
 //	})
+//
+// # Connections and logs
+//
+// The client makes its own HTTP client and WebSocket dialer unless given
+// them: WithHTTPClient plugs in an *http.Client (and its RoundTripper) for
+// the handshake and long-polling, WithDialer a *websocket.Dialer for
+// WebSockets. A client logs nothing unless given a logger (WithLogger).
 //
 // # Concurrency and lifetime
 //

@@ -10,7 +10,7 @@ import (
 func TestParseError(t *testing.T) {
 	tests := []struct {
 		in      string
-		code    int
+		code    ErrorCode
 		args    []string
 		message string
 	}{

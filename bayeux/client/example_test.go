@@ -67,7 +67,7 @@ func ExampleError() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, ts.URL+"/bayeux", client.WithLogger(quiet), client.WithTransports(client.LongPolling))
+	c, err := client.Dial(ctx, ts.URL+"/bayeux", client.WithLogger(quiet), client.WithTransports(client.TransportLongPolling))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -76,10 +76,10 @@ func ExampleError() {
 	_, err = c.Subscribe(ctx, "/meta/secret", func(*client.Message) {})
 	var berr *client.Error
 	if errors.As(err, &berr) {
-		fmt.Println(berr.Code, berr.Args, berr.Message)
+		fmt.Println(berr.Code, berr.Args, berr.Message, berr.Code == client.CodeForbidden)
 	}
 	// Output:
-	// 403 [/meta/secret] Forbidden channel
+	// 403 [/meta/secret] Forbidden channel true
 }
 
 // On a channel the server keeps history for, ReplayAll first delivers the

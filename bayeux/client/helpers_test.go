@@ -376,7 +376,7 @@ func (p *proc) stop() {
 
 // dial connects a client for the test with short timeouts and closes it
 // at cleanup.
-func dial(t *testing.T, url, transport string, opts ...client.Option) *client.Client {
+func dial(t *testing.T, url string, transport client.Transport, opts ...client.Option) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

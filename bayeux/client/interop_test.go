@@ -32,11 +32,11 @@ func TestFayeSubscriber10k(t *testing.T) {
 	const n = 10000
 	const window = 256 // publishes in flight
 	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
+		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
-			channel := "/seq/" + tr
+			channel := "/seq/" + string(tr)
 			cmd := exec.Command("node", "testdata/faye-subscriber.mjs", "--url", srv.url, "--channel", channel,
-				"--count", "10000", "--timeout", "40", "--transport", tr)
+				"--count", "10000", "--timeout", "40", "--transport", string(tr))
 			setPdeathsig(cmd)
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
@@ -109,10 +109,10 @@ func TestFayeSubscriber10k(t *testing.T) {
 			if r.Event != "done" || r.Received != n || r.Duplicates != 0 || r.OutOfOrder != 0 || r.Missing != 0 {
 				t.Errorf("faye subscriber report %+v: want all %d messages once and in order", r, n)
 			}
-			if r.Transport != tr {
+			if r.Transport != string(tr) {
 				t.Errorf("faye subscriber used %q, want %q", r.Transport, tr)
 			}
-			if c.Transport() != client.WebSocket && c.Transport() != client.LongPolling {
+			if c.Transport() != client.TransportWebSocket && c.Transport() != client.TransportLongPolling {
 				t.Errorf("publisher transport %q", c.Transport())
 			}
 		})

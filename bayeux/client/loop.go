@@ -114,7 +114,7 @@ func (c *Client) handshake() error {
 		Channel:                  channels.MetaHandshake,
 		ID:                       c.nextID(),
 		Version:                  "1.0",
-		SupportedConnectionTypes: c.opts.transports,
+		SupportedConnectionTypes: transportNames(c.opts.transports),
 	}
 	// Salesforce replays only for sessions that announce it.
 	m.SetExt("replay", true)
@@ -151,6 +151,15 @@ func (c *Client) handshake() error {
 	return nil
 }
 
+// transportNames returns the names of ts, for SupportedConnectionTypes.
+func transportNames(ts []Transport) []string {
+	names := make([]string, len(ts))
+	for i, t := range ts {
+		names[i] = string(t)
+	}
+	return names
+}
+
 // ackOffered reads a handshake reply's ext.ack: true, or (CometD's newer
 // form) an object {"enabled": true, "batch": N}, when the server enables
 // acknowledgements, with the batch to start from.
@@ -174,10 +183,10 @@ func ackOffered(reply *Message) (bool, int64) {
 func (c *Client) chooseTransport(offered []string) (transport, error) {
 	var wsErr error
 	for _, name := range c.opts.transports {
-		if !slices.Contains(offered, name) {
+		if !slices.Contains(offered, string(name)) {
 			continue
 		}
-		if name == LongPolling {
+		if name == TransportLongPolling {
 			return c.http, nil
 		}
 		c.mu.Lock()
@@ -251,7 +260,7 @@ func (c *Client) connect(immediate bool) (*Message, error) {
 	if tr == nil {
 		return nil, &transportError{errTransportClosed}
 	}
-	m := &Message{Channel: channels.MetaConnect, ID: c.nextID(), ClientID: id, ConnectionType: tr.name()}
+	m := &Message{Channel: channels.MetaConnect, ID: c.nextID(), ClientID: id, ConnectionType: string(tr.name())}
 	if acking {
 		// Everything up to this batch was received.
 		m.SetExt("ack", batch)

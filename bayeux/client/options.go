@@ -2,23 +2,42 @@ package client
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"slices"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
-// Connection types (transports) the client implements, for WithTransports
-// and Client.Transport.
+// Transport is a connection type (a Bayeux transport) the client
+// implements, for WithTransports, Client.Transport and StateChange.
+type Transport string
+
+// The connection types of the client.
 const (
-	// WebSocket carries every message after the handshake on one socket,
-	// one message per frame.
+	// TransportWebSocket carries every message after the handshake on one
+	// socket, one message per frame.
+	TransportWebSocket Transport = "websocket"
+	// TransportLongPolling sends messages in HTTP POST requests (several
+	// messages sent at the same moment share a request) and receives
+	// deliveries in the responses to held /meta/connect requests.
+	TransportLongPolling Transport = "long-polling"
+)
+
+// Untyped names of the connection types, kept for source compatibility:
+// they convert to Transport and to string alike.
+const (
+	// WebSocket is the name of TransportWebSocket.
+	//
+	// Deprecated: use TransportWebSocket.
 	WebSocket = "websocket"
-	// LongPolling sends messages in HTTP POST requests (several messages
-	// sent at the same moment share a request) and receives deliveries in
-	// the responses to held /meta/connect requests.
+	// LongPolling is the name of TransportLongPolling.
+	//
+	// Deprecated: use TransportLongPolling.
 	LongPolling = "long-polling"
 )
 
@@ -43,10 +62,12 @@ type Extension struct {
 type Option func(*options) error
 
 type options struct {
-	transports     []string
+	transports     []Transport
 	header         http.Header
 	jar            http.CookieJar
 	tlsConfig      *tls.Config
+	httpClient     *http.Client      // as given to WithHTTPClient
+	dialer         *websocket.Dialer // as given to WithDialer
 	logger         *slog.Logger
 	requestTimeout time.Duration
 	backoffMin     time.Duration
@@ -59,7 +80,7 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		transports:     []string{WebSocket, LongPolling},
+		transports:     []Transport{TransportWebSocket, TransportLongPolling},
 		header:         make(http.Header),
 		requestTimeout: 10 * time.Second,
 		backoffMin:     time.Second,
@@ -68,20 +89,26 @@ func defaultOptions() options {
 }
 
 // WithTransports restricts the transports the client may use, in order of
-// preference; the default is WebSocket, then LongPolling. The handshake is
-// always made over HTTP; afterwards the client takes the first of these
-// that the server offers (and, for WebSocket, that it can open).
-func WithTransports(names ...string) Option {
+// preference; the default is TransportWebSocket, then TransportLongPolling.
+// The handshake is always made over HTTP; afterwards the client takes the
+// first of these that the server offers (and, for WebSocket, that it can
+// open). The names may be given as Transport values or as strings (such as
+// a command-line flag).
+func WithTransports[T ~string](names ...T) Option {
+	ts := make([]Transport, len(names))
+	for i, n := range names {
+		ts[i] = Transport(n)
+	}
 	return func(o *options) error {
-		if len(names) == 0 {
-			return fmt.Errorf("client: WithTransports: no transport given")
+		if len(ts) == 0 {
+			return errors.New("client: WithTransports: no transport given")
 		}
-		for _, n := range names {
-			if n != WebSocket && n != LongPolling {
-				return fmt.Errorf("client: WithTransports: unknown transport %q", n)
+		for _, t := range ts {
+			if t != TransportWebSocket && t != TransportLongPolling {
+				return fmt.Errorf("client: WithTransports: unknown transport %q", t)
 			}
 		}
-		o.transports = slices.Clone(names)
+		o.transports = slices.Clone(ts)
 		return nil
 	}
 }
@@ -96,7 +123,8 @@ func WithHeader(key, value string) Option {
 }
 
 // WithCookieJar sets the cookie jar used for HTTP requests and WebSocket
-// upgrades (cookie-based sticky sessions need one). The default is a new
+// upgrades (cookie-based sticky sessions need one). The default is the Jar
+// of the HTTP client given with WithHTTPClient, if any, or else a new
 // in-memory jar per client.
 func WithCookieJar(jar http.CookieJar) Option {
 	return func(o *options) error {
@@ -105,7 +133,11 @@ func WithCookieJar(jar http.CookieJar) Option {
 	}
 }
 
-// WithTLSConfig sets the TLS configuration for https and wss connections.
+// WithTLSConfig sets the TLS configuration for https and wss connections:
+// that of the HTTP client the package makes, and of a WebSocket dialer
+// without one of its own (see WithDialer). It cannot be combined with
+// WithHTTPClient: set the TLS configuration of that client's transport
+// instead.
 func WithTLSConfig(cfg *tls.Config) Option {
 	return func(o *options) error {
 		o.tlsConfig = cfg
@@ -113,8 +145,46 @@ func WithTLSConfig(cfg *tls.Config) Option {
 	}
 }
 
+// WithHTTPClient sets the HTTP client of the handshake and of long-polling,
+// so that its RoundTripper (a proxy, tracing, custom TLS or connection
+// pooling) carries every HTTP request the client makes. The client is used
+// as is, except that the client's cookie jar replaces its Jar (see
+// WithCookieJar; without that option, a non-nil Jar of hc becomes the
+// client's jar, shared with the WebSocket dialer). hc's Timeout, if set,
+// must exceed the server's connect timeout plus the request timeout, or held
+// connects fail. Close does not close hc's idle connections.
+//
+// Unless WithDialer is given, the WebSocket dialer takes the proxy, dial
+// functions and TLS configuration of hc's transport when it is an
+// *http.Transport (or nil, meaning http.DefaultTransport); with another
+// RoundTripper it is the default dialer (with the environment's proxy).
+func WithHTTPClient(hc *http.Client) Option {
+	return func(o *options) error {
+		if hc == nil {
+			return errors.New("client: WithHTTPClient: nil client")
+		}
+		o.httpClient = hc
+		return nil
+	}
+}
+
+// WithDialer sets the dialer of WebSocket connections. A copy of d is used,
+// in which a nil Jar becomes the client's cookie jar, a nil TLSClientConfig
+// the configuration given with WithTLSConfig, and a zero HandshakeTimeout
+// the request timeout; the client's headers (WithHeader) go on every
+// upgrade request.
+func WithDialer(d *websocket.Dialer) Option {
+	return func(o *options) error {
+		if d == nil {
+			return errors.New("client: WithDialer: nil dialer")
+		}
+		o.dialer = d
+		return nil
+	}
+}
+
 // WithLogger sets the logger of connection events (handshakes, transport
-// failures, recovery). The default is slog.Default().
+// failures, recovery). Without it the client logs nothing.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error {
 		o.logger = l
@@ -202,7 +272,13 @@ func WithGapFunc(fn func(Gap)) Option {
 
 func (o *options) finish() error {
 	if o.logger == nil {
-		o.logger = slog.Default()
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.httpClient != nil && o.tlsConfig != nil {
+		return errors.New("client: WithTLSConfig and WithHTTPClient: set the TLS configuration of the HTTP client's transport instead")
+	}
+	if o.jar == nil && o.httpClient != nil {
+		o.jar = o.httpClient.Jar
 	}
 	if o.jar == nil {
 		jar, err := cookiejar.New(nil)

@@ -279,7 +279,7 @@ func (c *Client) replayed(e *subEntry, asked replayFrom, reply *Message) {
 // asked for e (a 400 error naming the channel). If so it reports the gap
 // and makes the entry ask for new messages only from now on.
 func (c *Client) replayRefused(e *subEntry, asked replayFrom, rerr *Error) bool {
-	if asked.kind != replayAfter || rerr.Code != 400 || len(rerr.Args) == 0 || rerr.Args[0] != e.pattern {
+	if asked.kind != replayAfter || rerr.Code != CodeBadRequest || len(rerr.Args) == 0 || rerr.Args[0] != e.pattern {
 		return false
 	}
 	c.subMu.Lock()

@@ -167,8 +167,8 @@ func TestResumeAfterSessionLoss(t *testing.T) {
 		name       string
 		loseEpoch  bool // remove /h/a's history during the cut
 		policy     bayeux.ReplayLostPolicy
-		wantMissed []string // of /h/a
-		wantGapErr int      // the code of the gap's Err; -1: no gap, 0: no Err
+		wantMissed []string         // of /h/a
+		wantGapErr client.ErrorCode // the code of the gap's Err; -1: no gap, 0: no Err
 	}{
 		{"replays missed", false, bayeux.ReplayLostError, []string{`"4"`, `"5"`, `"6"`}, -1},
 		{"history lost, refused", true, bayeux.ReplayLostError, nil, 400},
@@ -176,7 +176,7 @@ func TestResumeAfterSessionLoss(t *testing.T) {
 	}
 	for _, tc := range tests {
 		for _, tr := range transports {
-			t.Run(tc.name+"/"+tr, func(t *testing.T) {
+			t.Run(tc.name+"/"+string(tr), func(t *testing.T) {
 				t.Parallel()
 				gate := &handshakeGate{}
 				subs := &subscribeLog{}
@@ -272,7 +272,7 @@ func TestSubscribeReplay(t *testing.T) {
 		policy  bayeux.ReplayLostPolicy
 		opt     func(epoch string) client.SubscribeOption // nil: none
 		want    []string                                  // before "4"
-		gapCode int                                       // -1: no gap
+		gapCode client.ErrorCode                          // -1: no gap
 	}{
 		{"new only", bayeux.ReplayLostError, nil, nil, -1},
 		{"all", bayeux.ReplayLostError, func(string) client.SubscribeOption { return client.ReplayAll() },
@@ -300,7 +300,7 @@ func TestSubscribeReplay(t *testing.T) {
 			ctx := ctxTimeout(t, 10*time.Second)
 			pubs, _, _ := bs.History(ctx, "/h/r", 0, 1)
 			gaps := newGapLog()
-			c := dial(t, srv.url, client.LongPolling, client.WithGapFunc(gaps.add))
+			c := dial(t, srv.url, client.TransportLongPolling, client.WithGapFunc(gaps.add))
 			in := newInbox()
 			var opts []client.SubscribeOption
 			if tc.opt != nil {
@@ -333,7 +333,7 @@ func TestSubscribeReplay(t *testing.T) {
 func TestSubscribeReplayRefused(t *testing.T) {
 	t.Parallel()
 	srv, _ := startInproc(t, historyConfig(), nil)
-	c := dial(t, srv.url, client.LongPolling)
+	c := dial(t, srv.url, client.TransportLongPolling)
 	ctx := ctxTimeout(t, 10*time.Second)
 	if _, err := c.Subscribe(ctx, "/h/*", func(*client.Message) {}, client.ReplayAll()); err == nil {
 		t.Error("replay on a pattern accepted")

@@ -79,16 +79,17 @@ func (c *Client) forget(p *pending) {
 }
 
 // fail ends the attempt p with err, unless it has been answered or
-// abandoned already.
-func (c *Client) fail(p *pending, err error) {
+// abandoned already; it reports whether it did.
+func (c *Client) fail(p *pending, err error) bool {
 	c.pendMu.Lock()
 	if c.pending[p.id] != p {
 		c.pendMu.Unlock()
-		return
+		return false
 	}
 	delete(c.pending, p.id)
 	c.pendMu.Unlock()
 	p.ch <- result{err: err}
+	return true
 }
 
 // down fails every attempt made on transport t, which has failed.
@@ -144,22 +145,18 @@ func (c *Client) receive(msgs []*Message) {
 // request sends m on the current session and returns the successful reply.
 // Transport failures, and replies saying the session is unknown, are
 // retried (with the same id) on the restored connection until ctx ends. An
-// unsuccessful reply is returned with an *Error. first, when not nil, is an
-// attempt already started.
-func (c *Client) request(ctx context.Context, m *Message, first *pending) (*Message, error) {
+// unsuccessful reply is returned with an *Error.
+func (c *Client) request(ctx context.Context, m *Message) (*Message, error) {
 	var lastErr error
 	for attempt := 1; ; attempt++ {
-		p := first
-		first = nil
-		if p == nil {
-			sess, err := c.waitConnected(ctx)
-			if err != nil {
-				return nil, withCause(err, lastErr)
-			}
-			m.ClientID = sess.id
-			if p, err = c.start(sess.tr, m, false, c.opts.requestTimeout); err != nil {
-				return nil, err
-			}
+		sess, err := c.waitConnected(ctx)
+		if err != nil {
+			return nil, withCause(err, lastErr)
+		}
+		m.ClientID = sess.id
+		p, err := c.start(sess.tr, m, false, c.opts.requestTimeout)
+		if err != nil {
+			return nil, err
 		}
 		reply, err := c.await(ctx, p, c.opts.requestTimeout)
 		switch {

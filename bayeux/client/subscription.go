@@ -284,7 +284,7 @@ func (c *Client) unsubscribe(ctx context.Context, e *subEntry) error {
 		return nil // subscribed on an older session, which the server forgot
 	}
 	m := &Message{Channel: channels.MetaUnsubscribe, Subscription: e.pattern, ID: c.nextID()}
-	_, err := c.request(ctx, m, nil)
+	_, err := c.request(ctx, m)
 	return err
 }
 

@@ -33,7 +33,7 @@ var (
 // failed through Client.fail or Client.down.
 type transport interface {
 	// name is the Bayeux connection type.
-	name() string
+	name() Transport
 	// send queues a message. Messages are sent in the order of the calls.
 	send(o outgoing)
 }
@@ -53,12 +53,14 @@ type outgoing struct {
 // lane sends the ordinary messages, one request at a time, each carrying
 // everything queued meanwhile (so messages keep their order and messages
 // sent at the same moment share a request); handshakes and held connects
-// get requests of their own beside it.
+// get requests of their own beside it. A request that fails fails the
+// messages queued behind it too, so that none of them overtakes the failed
+// ones: the client sends them all again, in order.
 type httpTransport struct {
 	c       *Client
 	url     string
 	client  *http.Client
-	tr      *http.Transport
+	tr      *http.Transport // the transport the client made; nil with WithHTTPClient
 	header  http.Header
 	timeout time.Duration
 
@@ -73,15 +75,24 @@ type httpTransport struct {
 }
 
 func newHTTPTransport(c *Client, url string) *httpTransport {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if c.opts.tlsConfig != nil {
-		tr.TLSClientConfig = c.opts.tlsConfig.Clone()
+	var client *http.Client
+	var tr *http.Transport
+	if hc := c.opts.httpClient; hc != nil {
+		own := *hc
+		own.Jar = c.opts.jar
+		client = &own
+	} else {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+		if c.opts.tlsConfig != nil {
+			tr.TLSClientConfig = c.opts.tlsConfig.Clone()
+		}
+		client = &http.Client{Transport: tr, Jar: c.opts.jar}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &httpTransport{
 		c:       c,
 		url:     url,
-		client:  &http.Client{Transport: tr, Jar: c.opts.jar},
+		client:  client,
 		tr:      tr,
 		header:  c.opts.header,
 		timeout: c.opts.requestTimeout,
@@ -94,7 +105,7 @@ func newHTTPTransport(c *Client, url string) *httpTransport {
 	return t
 }
 
-func (t *httpTransport) name() string { return LongPolling }
+func (t *httpTransport) name() Transport { return TransportLongPolling }
 
 func (t *httpTransport) send(o outgoing) {
 	t.mu.Lock()
@@ -108,7 +119,7 @@ func (t *httpTransport) send(o outgoing) {
 		t.mu.Unlock()
 		go func() {
 			defer t.wg.Done()
-			t.post([]outgoing{o}, o.timeout)
+			_ = t.post([]outgoing{o}, o.timeout)
 		}()
 		return
 	}
@@ -132,7 +143,9 @@ func (t *httpTransport) lane() {
 		// Let goroutines sending at this very moment join the batch.
 		runtime.Gosched()
 		for batch := t.take(); len(batch) > 0; batch = t.take() {
-			t.post(batch, t.timeout)
+			if err := t.post(batch, t.timeout); err != nil {
+				t.failQueued(err)
+			}
 		}
 	}
 }
@@ -155,10 +168,21 @@ func (t *httpTransport) take() []outgoing {
 	return batch
 }
 
+// failQueued fails the messages waiting in the queue.
+func (t *httpTransport) failQueued(err error) {
+	t.mu.Lock()
+	queued := t.queue
+	t.queue = nil
+	t.mu.Unlock()
+	for _, o := range queued {
+		t.c.fail(o.p, err)
+	}
+}
+
 // post sends one request and hands the reply messages to the client; the
 // messages of a failed request, and those the server did not answer, are
-// failed.
-func (t *httpTransport) post(batch []outgoing, timeout time.Duration) {
+// failed. It returns the error they failed with, if any did.
+func (t *httpTransport) post(batch []outgoing, timeout time.Duration) error {
 	var body bytes.Buffer
 	body.WriteByte('[')
 	for i, o := range batch {
@@ -170,12 +194,19 @@ func (t *httpTransport) post(batch []outgoing, timeout time.Duration) {
 	body.WriteByte(']')
 
 	err := t.roundTrip(&body, timeout)
+	failed := err != nil
 	if err == nil {
 		err = errNoReply // for the messages the response did not answer
 	}
 	for _, o := range batch {
-		t.c.fail(o.p, err) // a no-op for those answered
+		if t.c.fail(o.p, err) { // a no-op for those answered
+			failed = true
+		}
 	}
+	if failed {
+		return err
+	}
+	return nil
 }
 
 // roundTrip POSTs body and hands the messages of the response to the
@@ -222,5 +253,7 @@ func (t *httpTransport) close() {
 	for _, o := range queued {
 		t.c.fail(o.p, errTransportClosed)
 	}
-	t.tr.CloseIdleConnections()
+	if t.tr != nil {
+		t.tr.CloseIdleConnections()
+	}
 }

@@ -42,7 +42,7 @@ func TestLongPollingBatches(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	c := dial(t, srv.url, client.LongPolling)
+	c := dial(t, srv.url, client.TransportLongPolling)
 	ctx := ctxTimeout(t, 10*time.Second)
 	mu.Lock()
 	sizes = nil
@@ -86,7 +86,7 @@ func TestWebSocketOneMessagePerFrame(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	c := dial(t, srv.url, client.WebSocket)
+	c := dial(t, srv.url, client.TransportWebSocket)
 	ctx := ctxTimeout(t, 10*time.Second)
 	if _, err := c.Subscribe(ctx, "/frames", func(*client.Message) {}); err != nil {
 		t.Fatal(err)
@@ -215,7 +215,7 @@ func (r *frameRecorder) frames() [][]byte {
 func TestHeadersAndCookies(t *testing.T) {
 	t.Parallel()
 	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
+		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
 			var mu sync.Mutex
 			seen := map[string]int{} // request kind -> requests with the header and the cookie
@@ -247,7 +247,7 @@ func TestHeadersAndCookies(t *testing.T) {
 			// The handshake is the first request: it has the header but
 			// no cookie yet; every later one has both.
 			kinds := []string{http.MethodPost}
-			if tr == client.WebSocket {
+			if tr == client.TransportWebSocket {
 				kinds = append(kinds, "upgrade")
 			}
 			for _, k := range kinds {
@@ -263,7 +263,8 @@ func TestHeadersAndCookies(t *testing.T) {
 	}
 }
 
-// TestTLS connects over https and wss with WithTLSConfig.
+// TestTLS connects over https and wss with WithTLSConfig, and with
+// WithHTTPClient.
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	srv, err := bayeux.New(bayeux.Config{Timeout: 2 * time.Second, Logger: quietLogger()})
@@ -276,19 +277,30 @@ func TestTLS(t *testing.T) {
 		ts.Close()
 	})
 	cfg := ts.Client().Transport.(*http.Transport).TLSClientConfig
+	configs := []struct {
+		name string
+		opt  client.Option
+	}{
+		{"tls config", client.WithTLSConfig(cfg)},
+		// The WebSocket dialer follows the TLS configuration of the HTTP
+		// client's transport.
+		{"http client", client.WithHTTPClient(ts.Client())},
+	}
 	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
-			c := dial(t, ts.URL+"/bayeux", tr, client.WithTLSConfig(cfg))
-			ctx := ctxTimeout(t, 10*time.Second)
-			in := newInbox()
-			if _, err := c.Subscribe(ctx, "/tls", in.handler); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.Publish(ctx, "/tls", "secure"); err != nil {
-				t.Fatal(err)
-			}
-			in.next(t, 5*time.Second)
-		})
+		for _, cc := range configs {
+			t.Run(cc.name+"/"+string(tr), func(t *testing.T) {
+				c := dial(t, ts.URL+"/bayeux", tr, cc.opt)
+				ctx := ctxTimeout(t, 10*time.Second)
+				in := newInbox()
+				if _, err := c.Subscribe(ctx, "/tls", in.handler); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Publish(ctx, "/tls", "secure"); err != nil {
+					t.Fatal(err)
+				}
+				in.next(t, 5*time.Second)
+			})
+		}
 	}
 	// Without the test CA the handshake fails.
 	_, err = client.Dial(ctxTimeout(t, 10*time.Second), ts.URL+"/bayeux",
@@ -317,13 +329,13 @@ func TestWebSocketFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if got := c.Transport(); got != client.LongPolling {
+	if got := c.Transport(); got != client.TransportLongPolling {
 		t.Errorf("Transport() = %q, want long-polling", got)
 	}
 	if _, err := c.Publish(ctx, "/fallback", 1); err != nil {
 		t.Error(err)
 	}
-	_, err = client.Dial(ctx, srv.url, client.WithLogger(quietLogger()), client.WithTransports(client.WebSocket))
+	_, err = client.Dial(ctx, srv.url, client.WithLogger(quietLogger()), client.WithTransports(client.TransportWebSocket))
 	if err == nil {
 		t.Error("Dial restricted to a failing WebSocket succeeded")
 	}
@@ -349,7 +361,7 @@ func TestDroppedSocketKeepsSession(t *testing.T) {
 		})
 	})
 	states := newStateLog()
-	c := dial(t, srv.url, client.WebSocket, client.WithStateFunc(states.add))
+	c := dial(t, srv.url, client.TransportWebSocket, client.WithStateFunc(states.add))
 	ctx := ctxTimeout(t, 10*time.Second)
 	in := newInbox()
 	if _, err := c.Subscribe(ctx, "/drop", in.handler); err != nil {
@@ -384,7 +396,7 @@ func TestDroppedSocketKeepsSession(t *testing.T) {
 func TestWithCookieJar(t *testing.T) {
 	t.Parallel()
 	for _, tr := range transports {
-		t.Run(tr, func(t *testing.T) {
+		t.Run(string(tr), func(t *testing.T) {
 			t.Parallel()
 			var mu sync.Mutex
 			first := ""

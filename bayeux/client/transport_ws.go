@@ -2,8 +2,10 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -43,16 +45,59 @@ func webSocketURL(endpoint string) string {
 	return endpoint
 }
 
+// webSocketDialer returns the dialer of the client's sockets: a copy of the
+// one given with WithDialer, or one that follows the transport of the HTTP
+// client given with WithHTTPClient (its proxy, dial functions and TLS
+// configuration), or else a dialer like the HTTP client the package makes.
+// Unset fields take the client's cookie jar, TLS configuration and request
+// timeout.
+func webSocketDialer(o *options) *websocket.Dialer {
+	var d websocket.Dialer
+	switch {
+	case o.dialer != nil:
+		d = *o.dialer
+	case o.httpClient != nil:
+		rt := o.httpClient.Transport
+		if rt == nil {
+			rt = http.DefaultTransport
+		}
+		if tr, ok := rt.(*http.Transport); ok {
+			d.Proxy, d.NetDialContext, d.NetDialTLSContext = tr.Proxy, tr.DialContext, tr.DialTLSContext
+			if tr.TLSClientConfig != nil {
+				d.TLSClientConfig = http1Only(tr.TLSClientConfig)
+			}
+		} else {
+			d.Proxy = http.ProxyFromEnvironment
+		}
+	default:
+		d.Proxy = http.ProxyFromEnvironment
+	}
+	if d.TLSClientConfig == nil && o.tlsConfig != nil {
+		d.TLSClientConfig = http1Only(o.tlsConfig)
+	}
+	if d.Jar == nil {
+		d.Jar = o.jar
+	}
+	if d.HandshakeTimeout == 0 {
+		d.HandshakeTimeout = o.requestTimeout
+	}
+	return &d
+}
+
+// http1Only returns a copy of cfg that offers no application protocol but
+// HTTP/1.1 (an HTTP transport's configuration may offer h2, on which no
+// WebSocket can be opened).
+func http1Only(cfg *tls.Config) *tls.Config {
+	cfg = cfg.Clone()
+	// Clone shares the slice.
+	cfg.NextProtos = slices.DeleteFunc(slices.Clone(cfg.NextProtos), func(p string) bool { return p != "http/1.1" })
+	return cfg
+}
+
 // dialWebSocket opens a WebSocket to the endpoint and starts its reader and
 // writer.
 func dialWebSocket(ctx context.Context, c *Client) (*wsTransport, error) {
-	d := websocket.Dialer{
-		Proxy:            http.ProxyFromEnvironment,
-		HandshakeTimeout: c.opts.requestTimeout,
-		TLSClientConfig:  c.opts.tlsConfig,
-		Jar:              c.opts.jar,
-	}
-	conn, resp, err := d.DialContext(ctx, webSocketURL(c.url), c.opts.header)
+	conn, resp, err := c.dialer.DialContext(ctx, webSocketURL(c.url), c.opts.header)
 	if resp != nil && resp.Body != nil {
 		_ = resp.Body.Close()
 	}
@@ -76,7 +121,7 @@ func dialWebSocket(ctx context.Context, c *Client) (*wsTransport, error) {
 	return t, nil
 }
 
-func (t *wsTransport) name() string { return WebSocket }
+func (t *wsTransport) name() Transport { return TransportWebSocket }
 
 func (t *wsTransport) send(o outgoing) {
 	t.mu.Lock()
