@@ -42,6 +42,8 @@ import (
 //	deliver   queue Items for session ID (Server.Deliver)
 //	disconnect end session ID (Server.Disconnect)
 //	ping      nothing: arriving is all it does (watchOwners)
+//
+// and those of Server.SessionsOf (see sessions_api.go).
 type nodeMsg struct {
 	T       string            `json:"t"`
 	ID      string            `json:"id,omitempty"`
@@ -64,6 +66,7 @@ type cluster struct {
 	served  sync.Map // from+"/"+id -> context.CancelFunc: forwarded HTTP requests being served
 	remotes sync.Map // from+"/"+id -> *remoteSocket: sockets on other nodes
 	locals  sync.Map // socket id -> *localSocket: this node's sockets forwarding to owners
+	queries sync.Map // request id -> chan *nodeMsg: SessionsOf awaiting answers
 
 	watching atomic.Bool // watchOwners is running
 }
@@ -275,7 +278,9 @@ func (s *Server) onNodeMessage(b []byte) {
 		}
 	case "ping":
 	default:
-		s.log.Warn("cluster: unknown node message", "type", m.T)
+		if !s.onSessionsMessage(&m) {
+			s.log.Warn("cluster: unknown node message", "type", m.T)
+		}
 	}
 }
 

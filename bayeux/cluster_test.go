@@ -147,6 +147,16 @@ func (n *fakeNode) Send(_ context.Context, node string, msg []byte) error {
 
 func (n *fakeNode) HandleNodeMessages(h func([]byte)) { n.handler = h }
 
+func (n *fakeNode) LiveNodes(context.Context) ([]string, error) {
+	n.hub.mu.Lock()
+	defer n.hub.mu.Unlock()
+	ids := make([]string, 0, len(n.hub.nodes))
+	for id := range n.hub.nodes {
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
 func (n *fakeNode) ReportCounts(_ context.Context, sessions int, subs map[string]int) error {
 	n.hub.mu.Lock()
 	defer n.hub.mu.Unlock()

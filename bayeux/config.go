@@ -135,6 +135,20 @@ type Config struct {
 	// copy of a publication per recipient.
 	Extensions []Extension
 
+	// HookTimeout bounds the context the extension hooks and service
+	// handlers get: it ends HookTimeout after the first hook of a batch
+	// ran (or when the server shuts down), on every transport (see
+	// Extension). It does not shorten held connects. Default 10s.
+	HookTimeout time.Duration
+
+	// ForwardExt forwards the ext of a client's publish to the subscribers,
+	// as faye does. By default it is not forwarded: subscribers receive
+	// only what the incoming extensions set with SetExt (and, on channels
+	// with history, the position), so that a credential a publisher put in
+	// ext never reaches other clients. The server's own publishes always
+	// deliver the ext they were given (WithExt).
+	ForwardExt bool
+
 	// Events are called when sessions are created, subscribe, publish and
 	// end.
 	Events Events
@@ -208,6 +222,7 @@ func (c Config) withDefaults() Config {
 	c.MaxSubscriptions = positive(c.MaxSubscriptions, 1024)
 	c.BodyTimeout = positive(c.BodyTimeout, 30*time.Second)
 	c.SocketSessionTimeout = positive(c.SocketSessionTimeout, 10*time.Second)
+	c.HookTimeout = positive(c.HookTimeout, 10*time.Second)
 	if c.HandshakeRate > 0 && c.HandshakeBurst <= 0 {
 		c.HandshakeBurst = max(1, int(2*c.HandshakeRate))
 	}

@@ -31,7 +31,10 @@
 //
 // Broadcasts carry only channel, data, id and ext: a publisher cannot push
 // advice or a fake reply into other clients. data is forwarded byte for
-// byte.
+// byte. The ext a client publishes is not forwarded, so that credentials
+// in it reach no other client: subscribers get what the incoming
+// extensions set in it, and the server's positions (Config.ForwardExt
+// forwards it, as faye does).
 //
 // # Sessions and delivery
 //
@@ -64,8 +67,8 @@
 //     per publication of the channel, in an epoch that changes when the
 //     history was lost. Copies carry it in ext: {"replayId": 17, "epoch":
 //     "k3j4h5"}, encoded once per node for every subscriber. Publishes
-//     made with a filter (PublishTo) or to one client (Deliver) are not
-//     kept: a replay would show them to everyone.
+//     made for some sessions only (PublishTo, PublishLocal) or to one
+//     client (Deliver) are not kept: a replay would show them to everyone.
 //   - Replay on subscribe, as Salesforce's clients ask for it: a
 //     /meta/subscribe with ext.replay {"<channel>": -1 | -2 | N |
 //     {"replayId": N, "epoch": "E"}} first receives what was published
@@ -109,19 +112,26 @@
 //
 // Extensions (Config.Extensions) see every incoming message, with the
 // sender's Session and HTTP request, and every outgoing reply, like faye's;
-// they reject messages by setting Message.Error and attach an Identity to a
-// session at handshake. A DeliveryFilter decides per recipient. Events
-// (Config.Events) report handshakes, subscriptions, publishes and
-// disconnects. The server API publishes (Publish, PublishTo with an identity
-// filter, Deliver to one client), subscribes in process (Subscribe),
-// answers /service requests (HandleService), disconnects clients and counts
-// sessions and subscribers.
+// they reject messages by setting Message.Error (ErrorForbidden and the
+// other builders give the errors clients know) or single channels of a
+// subscribe (Message.RejectChannel), tell the server's own publishes by
+// Message.FromServer, attach an Identity to a session at handshake and keep
+// state on it (Session.Set). channels.Reaches says whether a subscription,
+// wildcards included, reaches a protected channel. A DeliveryFilter
+// decides per recipient. Events (Config.Events) report handshakes,
+// subscriptions, publishes and disconnects. The server API publishes
+// (Publish; PublishTo an Audience of users, roles or clients, on every
+// node; PublishLocal with a filter of this node's sessions; Deliver to one
+// client), subscribes in process (Subscribe), answers /service requests
+// (HandleService), disconnects clients, lists sessions (LocalSessions,
+// SessionsOf across a cluster) and counts sessions and subscribers.
 //
 // # Concurrency
 //
 // A Server is safe for concurrent use: ServeHTTP, the server API (Publish,
-// PublishTo, Deliver, Subscribe, HandleService, Disconnect, the counts) and
-// Shutdown may be called from any goroutine. What runs on which goroutine:
+// PublishTo, PublishLocal, Deliver, Subscribe, HandleService, Disconnect,
+// the session lists, the counts) and Shutdown may be called from any
+// goroutine. What runs on which goroutine:
 //
 //   - Each HTTP request is handled on its handler's goroutine. Each
 //     WebSocket frame is handled on a goroutine of the server's, one frame at
@@ -131,6 +141,13 @@
 //     on the goroutine handling the message, before its reply is written:
 //     they may block (an auth call to a back end, say) but then delay that
 //     client's batch, and a WebSocket's next frames. Do slow work elsewhere.
+//   - The context of extension hooks and ServiceHandlers is the same on
+//     every transport: it carries the values of the batch's HTTP request
+//     (a WebSocket's upgrade request; for Server.Publish, its ctx), and it
+//     ends when the server shuts down or Config.HookTimeout (10s) after the
+//     batch's first hook ran. Pass it to the calls a hook makes. A client
+//     going away does not end it, and it does not bound a held long-poll,
+//     whose reply gets a context of its own when it is sent.
 //   - DeliveryFilter.Delivery and the per-recipient function it returns, and
 //     the handlers of Server.Subscribe, run on the publisher's goroutine (or
 //     the engine's, for publications from other nodes), once per
@@ -141,7 +158,9 @@
 //     writes its queue on a goroutine of its own, with a write deadline.
 //
 // A Session's delivery state (queue, bound connection, held connect) is
-// owned by the Session; its exported methods are safe for concurrent use.
+// owned by the Session; its exported methods (Identity, Set, Get, ...) are
+// safe for concurrent use. Its attributes (Set) live in the memory of the
+// node that owns it.
 // Every goroutine the server starts is owned by it: Shutdown stops them all
 // (and returns when they have, or when its context ends).
 //

@@ -7,9 +7,15 @@ import (
 // encodeDelivery builds the message subscribers receive from a publish. It
 // is built from a whitelist of fields: the publisher's clientId, advice,
 // successful, error and anything else are never forwarded, so a publisher
-// cannot steer other clients (faye forwards them; reference I1).
+// cannot steer other clients (faye forwards them; reference I1). Of a
+// client's ext, only what the incoming extensions set is forwarded, unless
+// Config.ForwardExt (see deliveredExt).
 func encodeDelivery(m *Message) []byte {
-	n := 32 + len(m.Channel) + len(m.Data) + len(m.ID) + len(m.Ext)
+	ext := m.Ext
+	if m.stripExt {
+		ext = m.forwardExt
+	}
+	n := 32 + len(m.Channel) + len(m.Data) + len(m.ID) + len(ext)
 	b := make([]byte, 0, n)
 	b = append(b, `{"channel":`...)
 	b = appendString(b, m.Channel)
@@ -19,9 +25,9 @@ func encodeDelivery(m *Message) []byte {
 		b = append(b, `,"id":`...)
 		b = append(b, m.ID...)
 	}
-	if m.Ext != "" {
+	if ext != "" {
 		b = append(b, `,"ext":`...)
-		b = append(b, m.Ext...)
+		b = append(b, ext...)
 	}
 	return append(b, '}')
 }

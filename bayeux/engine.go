@@ -52,6 +52,11 @@ type Publication struct {
 	// Exclude is a clientId that must not receive it (a publisher on a
 	// channel where senders are excluded); empty for none.
 	Exclude string
+	// Audience, when set, restricts the sessions that receive it (see
+	// Server.PublishTo): the engine carries it to every node, whose
+	// fan-out applies it. Such a publication is never kept in history
+	// (its History is nil). Nil for every subscriber.
+	Audience *Audience
 	// History, when set on a publish, asks the engine to keep the
 	// publication in its channel's history under this rule and to give it
 	// a Position (the engine must implement Historian). It is nil on
@@ -159,6 +164,14 @@ type Cluster interface {
 	ReportCounts(ctx context.Context, sessions int, subscribers map[string]int) error
 	// Counts returns the sums of the live nodes' latest reports.
 	Counts(ctx context.Context) (sessions int, subscribers map[string]int, err error)
+}
+
+// A NodeLister is a Cluster that can list its live nodes. Server.SessionsOf
+// needs it to ask every node for its sessions.
+type NodeLister interface {
+	// LiveNodes returns the ids of the cluster's live nodes, this one
+	// included.
+	LiveNodes(ctx context.Context) ([]string, error)
 }
 
 // ErrNodeGone is wrapped by the error of a Cluster's Send when the node is

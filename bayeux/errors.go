@@ -10,22 +10,32 @@ import (
 // applications match on. The text may hold letters, digits, spaces and
 // - _ ! ~ ( ) $ @ / * . only: faye's client parses nothing else (a comma,
 // a colon or a semicolon turns the whole error into an unparsed message).
+//
+// Extensions reject a message by setting Message.Error to such a string;
+// the exported builders below give the ones clients know.
 
-func errVersionMissing() string { return errParameterMissing("version") }
+func errVersionMissing() string { return ErrorParameterMissing("version") }
 
-func errParameterMissing(field string) string {
+// ErrorParameterMissing returns the error "402:<field>:Missing required
+// parameter", for a message that lacks a field it needs.
+func ErrorParameterMissing(field string) string {
 	return "402:" + field + ":Missing required parameter"
 }
 
-func errClientUnknown(id string) string { return "401:" + id + ":Unknown client" }
+// ErrorUnknownClient returns the error "401:<clientId>:Unknown client",
+// which clients answer with a new handshake.
+func ErrorUnknownClient(id string) string { return "401:" + id + ":Unknown client" }
 
 func errConnTypesNotSupported(types []string) string {
 	return "301:" + strings.Join(types, ",") + ":Connection types not supported"
 }
 
-func errChannelForbidden(channel string) string { return "403:" + channel + ":Forbidden channel" }
+// ErrorForbidden returns the error "403:<channel>:Forbidden channel", for
+// a message on (or a subscription to) a channel its sender may not use.
+func ErrorForbidden(channel string) string { return "403:" + channel + ":Forbidden channel" }
 
-func errChannelInvalid(channel string) string { return "405:" + channel + ":Invalid channel" }
+// ErrorInvalidChannel returns the error "405:<channel>:Invalid channel".
+func ErrorInvalidChannel(channel string) string { return "405:" + channel + ":Invalid channel" }
 
 func errPublishFailed(channel string) string { return "407:" + channel + ":Failed to publish" }
 

@@ -35,11 +35,17 @@ type exchange struct {
 	// after runs once the replies are on their way (see finish): replays
 	// queue their messages there.
 	after []func()
+	// hooks is the context of the batch's hooks (see hookContext), made
+	// on first use and released by finish; inRun is set by run.
+	hooks       context.Context
+	releaseHook context.CancelFunc
+	inRun       bool
 }
 
 // finish runs what waits for the replies to be sent. The transports call
 // it once the replies are written (or could not be).
 func (x *exchange) finish() {
+	x.releaseHooks()
 	for _, f := range x.after {
 		f()
 	}
@@ -61,13 +67,14 @@ func (s *Server) newExchange(ctx context.Context, r *http.Request, via stream) *
 
 // run processes msgs in order.
 func (x *exchange) run(msgs []Message) {
+	x.inRun = true
 	for i := range msgs {
 		x.handle(&msgs[i], nil)
 	}
 }
 
 // add runs the outgoing extensions on r and queues its encoding.
-func (x *exchange) add(r *Reply) { x.replies = append(x.replies, x.srv.encodeReply(x.ctx, r)) }
+func (x *exchange) add(r *Reply) { x.replies = append(x.replies, x.encode(r)) }
 
 // encodeReply runs the outgoing extensions on r and encodes it.
 func (s *Server) encodeReply(ctx context.Context, r *Reply) []byte {
@@ -84,6 +91,10 @@ func (s *Server) encodeReply(ctx context.Context, r *Reply) []byte {
 func (x *exchange) handle(m *Message, pub *publishOptions) string {
 	s := x.srv
 	m.Request = x.req
+	m.fromServer = pub != nil
+	if !x.inRun {
+		defer x.releaseHooks() // a server publish: a batch of one
+	}
 	if m.invalid == "" {
 		m.invalid = s.lim.channelError(m.Channel)
 	}
@@ -102,10 +113,17 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 	if !channels.IsMeta(m.Channel) && !x.admitPublish(m.Session) {
 		return x.refuse(m, errPublishRate(m.Channel), nil)
 	}
-	for _, e := range s.cfg.Extensions {
-		e.Incoming(x.ctx, m)
+	sent := m.Ext
+	if len(s.cfg.Extensions) > 0 {
+		ctx := x.hookContext()
+		for _, e := range s.cfg.Extensions {
+			e.Incoming(ctx, m)
+		}
 	}
 	if !channels.IsMeta(m.Channel) {
+		if pub == nil && !s.cfg.ForwardExt {
+			m.stripExt, m.forwardExt = true, deliveredExt(sent, m.Ext)
+		}
 		return x.publish(m, pub)
 	}
 	switch m.Channel {
@@ -122,7 +140,7 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 	default:
 		// Meta channels are matched exactly: /meta/subscribe/x is not a
 		// subscribe (faye's CVE-2020-11020).
-		x.add(&Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: errChannelForbidden(m.Channel), Session: m.Session})
+		x.add(&Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: ErrorForbidden(m.Channel), Session: m.Session})
 	}
 	s.local.dispatch(m)
 	return ""
@@ -208,7 +226,7 @@ func (x *exchange) handshake(m *Message) {
 		r.Error = errVersionMissing()
 	}
 	if !m.HasConnectionTypes {
-		r.Error = errParameterMissing("supportedConnectionTypes")
+		r.Error = ErrorParameterMissing("supportedConnectionTypes")
 	} else if !anySupported(m.ConnectionTypes) {
 		r.Error = errConnTypesNotSupported(m.ConnectionTypes)
 	}
@@ -279,7 +297,7 @@ func (x *exchange) connectMsg(m *Message) {
 		r.Error = errConnTypesNotSupported([]string{m.ConnectionType})
 	}
 	if m.ConnectionType == "" {
-		r.Error = errParameterMissing("connectionType")
+		r.Error = ErrorParameterMissing("connectionType")
 	}
 	if r.Error != "" {
 		r.ClientID, r.Advice = "", s.failureAdvice(m)
@@ -313,9 +331,9 @@ func (x *exchange) connectMsg(m *Message) {
 func clientError(m *Message) string {
 	switch {
 	case m.ClientID == "":
-		return errParameterMissing("clientId")
+		return ErrorParameterMissing("clientId")
 	case m.Session == nil:
-		return errClientUnknown(m.ClientID)
+		return ErrorUnknownClient(m.ClientID)
 	}
 	return ""
 }
@@ -328,7 +346,7 @@ func (x *exchange) subscribe(m *Message, subscribe bool) {
 		r.Error = e
 	}
 	if m.Subscription == "" {
-		r.Error = errParameterMissing("subscription")
+		r.Error = ErrorParameterMissing("subscription")
 	}
 	r.Subscription = m.Subscription
 	if r.Subscription == "" {
@@ -343,7 +361,9 @@ func (x *exchange) subscribe(m *Message, subscribe bool) {
 
 // subscribeAll (un)subscribes sess to the channels of m, replaying those
 // its ext asks for. Channels before a failing one stay (un)subscribed, like
-// faye. It sets the reply's error, or the ext of its replays.
+// faye; channels an extension rejected (Message.RejectChannel) are skipped
+// and the others handled. It sets the reply's error, and the ext of its
+// replays and rejections.
 func (x *exchange) subscribeAll(m *Message, sess *Session, subscribe bool, r *Reply) {
 	r.Error, r.Ext = x.subscribeEach(m, sess, subscribe, &r.Subscription)
 }
@@ -355,6 +375,7 @@ func (x *exchange) subscribeEach(m *Message, sess *Session, subscribe bool, sub 
 	var (
 		replays map[string]replayRequest
 		results []*replayResult
+		refused []rejection
 	)
 	if subscribe && m.Ext != "" {
 		var ok bool
@@ -368,10 +389,14 @@ func (x *exchange) subscribeEach(m *Message, sess *Session, subscribe bool, sub 
 			return msg, ""
 		}
 		if !s.cfg.Grammar.Valid(ch) {
-			return errChannelInvalid(ch), ""
+			return ErrorInvalidChannel(ch), ""
 		}
 		if channels.IsMeta(ch) {
-			return errChannelForbidden(ch), ""
+			return ErrorForbidden(ch), ""
+		}
+		if e, ok := m.rejection(ch); ok {
+			refused = append(refused, rejection{channel: ch, err: e})
+			continue
 		}
 		if channels.IsService(ch) {
 			// CometD clients subscribe to /service channels to hear
@@ -416,10 +441,15 @@ func (x *exchange) subscribeEach(m *Message, sess *Session, subscribe bool, sub 
 			results = append(results, res)
 		}
 	}
+	var b []byte
 	if len(results) > 0 {
-		ext = string(appendReplayExt(nil, results))
+		b = appendReplayExt(nil, results)
 	}
-	return "", ext
+	if len(refused) > 0 {
+		b = appendRejectedExt(b, refused)
+		errMsg = refused[0].err
+	}
+	return errMsg, string(b)
 }
 
 // errTooManySubs refuses a subscription past Config.MaxSubscriptions.
@@ -487,10 +517,10 @@ func (x *exchange) publish(m *Message, pub *publishOptions) string {
 	s := x.srv
 	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: m.Error, Session: m.Session}
 	if !s.cfg.Grammar.ValidName(m.Channel) {
-		r.Error = errChannelInvalid(m.Channel)
+		r.Error = ErrorInvalidChannel(m.Channel)
 	}
 	if m.Data == "" {
-		r.Error = errParameterMissing("data")
+		r.Error = ErrorParameterMissing("data")
 	}
 	service := channels.IsService(m.Channel)
 	if r.Error == "" && !service {
@@ -502,16 +532,17 @@ func (x *exchange) publish(m *Message, pub *publishOptions) string {
 			if pub.exclude != "" {
 				p.Exclude = pub.exclude
 			}
-			if pub.filter != nil {
-				// Identity filters are evaluated on this node.
-				s.fanout(p, pub.filter)
+			p.Audience = pub.audience
+			if pub.local != nil {
+				// PublishLocal: this node's sessions only.
+				s.fanout(p, pub.local)
 				p = nil
 			}
 		}
 		if p != nil {
-			if s.history != nil {
-				// Filtered publishes (above) are never kept: a replay
-				// would show them to everyone.
+			if s.history != nil && p.Audience == nil {
+				// Publishes for some sessions only are never kept: a
+				// replay would show them to everyone.
 				p.History = s.historyRule(m.Channel)
 			}
 			if err := s.engine.Publish(x.ctx, p); err != nil {

@@ -11,20 +11,57 @@ import (
 //
 // Incoming is called for each message a client (or the server's own Publish)
 // sends, in the order the extensions are configured, before the message is
-// validated and handled. It may rewrite the message (for example remove a
-// secret from its ext with DeleteExt), reject it by setting m.Error (the
-// client receives the string verbatim: "403::Forbidden" parses as code 403,
-// free text is fine too), and attach an identity to the sender's session
-// with m.Session.SetIdentity — at handshake m.Session is the session being
-// created, discarded if the handshake fails.
+// validated and handled. Compare m.Channel with the constants of package
+// channels (channels.MetaHandshake, MetaConnect, MetaSubscribe,
+// MetaUnsubscribe, MetaDisconnect; channels.IsMeta and IsService for the
+// families): meta channels are matched exactly, so /meta/subscribe/x is not
+// a subscribe. An incoming hook may:
+//
+//   - read ext with ExtString and ExtField (nested keys too:
+//     m.ExtString("auth", "token")) and rewrite it with SetExt and DeleteExt;
+//   - reject the message by setting m.Error to a Bayeux error string, built
+//     with ErrorForbidden, ErrorInvalidChannel, ErrorUnknownClient or
+//     ErrorParameterMissing, or free text (the client receives it
+//     verbatim: "403::Forbidden" parses as code 403); with m.Final on a
+//     handshake or connect the client is told not to retry;
+//   - reject some channels of a subscribe and let the others through, with
+//     m.RejectChannel. A subscription is a pattern: test it against the
+//     channels it guards with channels.Reaches, not by name, or /** and
+//     /private/* walk past a rule for /private/secret;
+//   - attach an identity to the sender's session with m.Session.SetIdentity,
+//     and keep its own per-session state with m.Session.Set — at handshake
+//     m.Session is the session being created, discarded if the handshake
+//     fails.
+//
+// Messages the server publishes itself (Server.Publish and the calls built
+// on it) pass through Incoming too: m.FromServer reports them, so that rules
+// meant for clients can let them through. Nothing a client sends sets it; do
+// not infer it from a nil Request or Session.
+//
+// The ext a client publishes is not forwarded to subscribers (unless
+// Config.ForwardExt): what an Incoming hook sets with SetExt is, so a hook
+// decides what subscribers see. Credentials in a publish's ext never reach
+// other clients, whether or not an extension deletes them.
 //
 // Outgoing is called for each reply before it is encoded; it may change the
 // reply (add ext, change advice). Copies of published messages delivered to
 // subscribers do not pass through Outgoing: implement DeliveryFilter to see
 // them.
 //
-// Hooks run on the goroutine handling the request and must not block for
-// long. Embed NopExtension to implement only one of the two.
+// The context of both hooks follows one rule on every transport: it
+// carries the values of the HTTP request the batch arrived in (for a
+// WebSocket, of its upgrade request; for the server's own publishes, the
+// ctx given to Publish, cancellation included), and it ends when the server
+// shuts down or Config.HookTimeout after the batch's first hook ran,
+// whichever comes first. It does not end when a long-polling client goes
+// away. A held /meta/connect is not cut short by HookTimeout: its reply,
+// when it is finally sent, passes through Outgoing with a context of its
+// own.
+//
+// Hooks run on the goroutine handling the batch, one message after the
+// other, and delay its replies (and a WebSocket's next frames) while they
+// run: see the package documentation, Concurrency. Embed NopExtension to
+// implement only one of the two.
 type Extension interface {
 	Incoming(ctx context.Context, m *Message)
 	Outgoing(ctx context.Context, r *Reply)
@@ -35,7 +72,8 @@ type Extension interface {
 // wildcard subscriptions, per-user redaction, identity-filtered broadcast.
 //
 // Delivery is called once per publication on each node, with the message as
-// subscribers will receive it (channel, data, id, ext). It returns nil when
+// subscribers will receive it (channel, data, id, ext), and the server's
+// context, which ends when the server shuts down. It returns nil when
 // the message goes to every subscriber unchanged, which keeps the fast path
 // (one encoding shared by all recipients). Otherwise it returns a function
 // called for each recipient with a private copy of the message: it may
@@ -64,26 +102,79 @@ func (m *Message) Subscriptions() []string {
 	return subscriptions(m.Subscription)
 }
 
-// ExtField returns the raw JSON of the ext field key and whether it exists.
-func (m *Message) ExtField(key string) (string, bool) {
+// ExtField returns the raw JSON of the ext field key and whether it
+// exists. Further keys name a nested field: m.ExtField("auth", "token") is
+// ext.auth.token. Keys are taken literally (a dot is part of the key).
+func (m *Message) ExtField(key string, path ...string) (string, bool) {
 	if m.Ext == "" {
 		return "", false
 	}
-	r := gjson.Get(m.Ext, gjson.Escape(key))
+	r := gjson.Get(m.Ext, extPath(key, path))
 	return r.Raw, r.Exists()
 }
 
-// ExtString returns the ext field key as a string ("" when absent or not a
-// string).
-func (m *Message) ExtString(key string) string {
+// ExtString returns the ext field key (with further keys, a nested field,
+// as for ExtField) as a string: "" when absent or not a string.
+func (m *Message) ExtString(key string, path ...string) string {
 	if m.Ext == "" {
 		return ""
 	}
-	r := gjson.Get(m.Ext, gjson.Escape(key))
+	r := gjson.Get(m.Ext, extPath(key, path))
 	if r.Type != gjson.String {
 		return ""
 	}
 	return r.Str
+}
+
+// extPath returns the gjson path of the nested ext field key.path...
+func extPath(key string, path []string) string {
+	p := gjson.Escape(key)
+	for _, k := range path {
+		p += "." + gjson.Escape(k)
+	}
+	return p
+}
+
+// FromServer reports whether the message was published by the server
+// itself (Server.Publish and the calls built on it) rather than received
+// from a client. Only the server sets it.
+func (m *Message) FromServer() bool { return m.fromServer }
+
+// RejectChannel refuses one channel of a subscribe (or unsubscribe), as
+// Subscriptions returns it, with the Bayeux error err (ErrorForbidden when
+// err is ""). The message's other channels are still handled. The reply
+// is one reply, as faye and CometD clients expect for a message: it
+// fails (successful false) when any channel was rejected, so that no
+// client believes it holds a subscription it was refused; its error is
+// the first rejection's, its subscription echoes the request, and its ext
+// maps every rejected channel to its error, so that a client can tell
+// which channels did subscribe:
+//
+//	"ext": {"rejected": {"/a": "403:/a:Forbidden channel"}}
+//
+// Setting m.Error instead refuses the whole message. On other messages
+// RejectChannel has no effect.
+func (m *Message) RejectChannel(channel, err string) {
+	if err == "" {
+		err = ErrorForbidden(channel)
+	}
+	for _, r := range m.rejected {
+		if r.channel == channel {
+			return
+		}
+	}
+	m.rejected = append(m.rejected, rejection{channel: channel, err: err})
+}
+
+// rejection returns the error an extension rejected channel with, if it
+// did.
+func (m *Message) rejection(channel string) (string, bool) {
+	for _, r := range m.rejected {
+		if r.channel == channel {
+			return r.err, true
+		}
+	}
+	return "", false
 }
 
 // DeleteExt removes the ext field key, so that, for example, a credential
@@ -98,6 +189,56 @@ func (m *Message) DeleteExt(key string) {
 // SetExt sets the ext field key to the raw JSON value raw.
 func (m *Message) SetExt(key, raw string) {
 	m.Ext = rebuildExt(m.Ext, key, raw)
+}
+
+// appendRejectedExt adds to the ext object b (nil: none yet) the field
+// "rejected", mapping each rejected channel to its error.
+func appendRejectedExt(b []byte, refused []rejection) []byte {
+	if len(b) == 0 {
+		b = append(b, '{')
+	} else {
+		b = append(b[:len(b)-1], ',')
+	}
+	b = append(b, `"rejected":{`...)
+	for i, r := range refused {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, r.channel)
+		b = append(b, ':')
+		b = appendString(b, r.err)
+	}
+	return append(b, "}}"...)
+}
+
+// deliveredExt returns the ext subscribers receive from a client's
+// publish when the ext it sent is not forwarded: the fields of now (the
+// ext after the incoming extensions) that are not as they were in sent.
+func deliveredExt(sent, now string) string {
+	if now == sent || now == "" {
+		return ""
+	}
+	if sent == "" || !gjson.Parse(now).IsObject() {
+		return now
+	}
+	old := gjson.Parse(sent)
+	b := []byte{'{'}
+	gjson.Parse(now).ForEach(func(k, v gjson.Result) bool {
+		if o := old.Get(gjson.Escape(k.String())); o.Exists() && o.Raw == v.Raw {
+			return true
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, k.Raw...)
+		b = append(b, ':')
+		b = append(b, v.Raw...)
+		return true
+	})
+	if len(b) == 1 {
+		return ""
+	}
+	return string(append(b, '}'))
 }
 
 // rebuildExt returns the object ext without key, plus key:raw when raw is

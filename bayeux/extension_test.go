@@ -128,6 +128,7 @@ func TestIdentityStaysServerSide(t *testing.T) {
 	var seen []string
 	var mu sync.Mutex
 	ts := newTestServer(t, Config{
+		ForwardExt: true, // the token goes even where ext is forwarded
 		Extensions: []Extension{tokenGuard(), funcExt{in: func(_ context.Context, m *Message) {
 			if m.Channel == "/chat" {
 				mu.Lock()
@@ -248,7 +249,7 @@ func TestServerPublishAPI(t *testing.T) {
 	if err := ts.Publish(ctx, "/news/all", map[string]int{"n": 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := ts.PublishTo(ctx, "/news/admins", "for admins", func(id Identity) bool { return id.HasRole("admin") }); err != nil {
+	if err := ts.PublishTo(ctx, "/news/admins", "for admins", Audience{Roles: []string{"admin"}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ts.Publish(ctx, "/news/not-bob", 3, Excluding(bob)); err != nil {

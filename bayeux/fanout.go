@@ -20,15 +20,16 @@ func (s *Server) deliver(p *Publication) {
 
 // fanout delivers a publication to the local sessions subscribed to a
 // pattern matching its channel, one copy per session. The encoded message is
-// shared by all of them unless a DeliveryFilter (or the identity filter of
-// PublishTo) asks to see each recipient.
-func (s *Server) fanout(p *Publication, identities func(Identity) bool) {
+// shared by all of them unless the publication is not for every subscriber
+// (an excluded sender, an Audience, a filter of PublishLocal given as only)
+// or a DeliveryFilter asks to see each recipient.
+func (s *Server) fanout(p *Publication, only func(*Session) bool) {
 	if s.local.active() {
 		m := parseDelivery(p.Message)
 		s.local.dispatch(&m)
 	}
 	var rf recipients
-	choosy := rf.init(s, p, identities)
+	choosy := rf.init(s, p, only)
 	bp, _ := s.matchPool.Get().(*[]*Session)
 	if bp == nil {
 		bp = new([]*Session)
@@ -54,19 +55,23 @@ func (s *Server) fanout(p *Publication, identities func(Identity) bool) {
 
 // recipients decides, for a publication that is not for every subscriber
 // alike, whether each one gets it and in which encoding: the sender may be
-// excluded, PublishTo filters on identities, delivery filters may withhold
-// or change each copy.
+// excluded, PublishTo names an audience, PublishLocal filters sessions,
+// delivery filters may withhold or change each copy.
 type recipients struct {
-	p          *Publication
-	identities func(Identity) bool
-	msg        *Message // parsed only for the delivery filters
-	filters    []func(*Session, *Message) bool
+	p        *Publication
+	audience *audienceSet // p.Audience, prepared; nil for everyone
+	only     func(*Session) bool
+	msg      *Message // parsed only for the delivery filters
+	filters  []func(*Session, *Message) bool
 }
 
 // init prepares rf for p and reports whether recipients differ at all;
 // when not, every subscriber gets p.Message (the fast path).
-func (rf *recipients) init(s *Server, p *Publication, identities func(Identity) bool) bool {
-	rf.p, rf.identities = p, identities
+func (rf *recipients) init(s *Server, p *Publication, only func(*Session) bool) bool {
+	rf.p, rf.only = p, only
+	if p.Audience != nil {
+		rf.audience = newAudienceSet(p.Audience)
+	}
 	if len(s.filters) > 0 {
 		m := parseDelivery(p.Message)
 		rf.msg = &m
@@ -76,7 +81,7 @@ func (rf *recipients) init(s *Server, p *Publication, identities func(Identity) 
 			}
 		}
 	}
-	return p.Exclude != "" || identities != nil || rf.filters != nil
+	return p.Exclude != "" || only != nil || rf.audience != nil || rf.filters != nil
 }
 
 // copyFor returns the message sess gets, or false when it gets none.
@@ -84,14 +89,11 @@ func (rf *recipients) copyFor(sess *Session) ([]byte, bool) {
 	if rf.p.Exclude != "" && sess.id == rf.p.Exclude {
 		return nil, false
 	}
-	if rf.identities != nil {
-		var id Identity
-		if v := sess.Identity(); v != nil {
-			id = *v
-		}
-		if !rf.identities(id) {
-			return nil, false
-		}
+	if rf.audience != nil && !rf.audience.includes(sess.id, sess.Identity()) {
+		return nil, false
+	}
+	if rf.only != nil && !rf.only(sess) {
+		return nil, false
 	}
 	if rf.filters == nil {
 		return rf.p.Message, true

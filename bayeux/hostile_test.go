@@ -85,7 +85,7 @@ func readRaw(t *testing.T, c *websocket.Conn) string {
 }
 
 func TestInvalidUTF8NeverReachesSubscribers(t *testing.T) {
-	ts := newTestServer(t, Config{})
+	ts := newTestServer(t, Config{ForwardExt: true}) // ext is repaired too
 	sub := wsSubscriber(t, ts, "/x")
 	status, body := ts.rawPost(t, "application/json",
 		unhex(`[{"channel":"/x","data":"bad \xff\xfe end","ext":{"k":"\xc3"}},{"channel":"/x","data":"fine"}]`))

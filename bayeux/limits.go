@@ -174,13 +174,13 @@ func stringEnd(b []byte, i int) int {
 func (m *Message) repairUTF8() {
 	switch {
 	case !utf8.ValidString(m.Channel):
-		m.invalid = errChannelInvalid(validUTF8(m.Channel))
+		m.invalid = ErrorInvalidChannel(validUTF8(m.Channel))
 	case !utf8.ValidString(m.ClientID):
-		m.invalid = errClientUnknown(validUTF8(m.ClientID))
+		m.invalid = ErrorUnknownClient(validUTF8(m.ClientID))
 	case !utf8.ValidString(m.Subscription):
 		for _, ch := range subscriptions(m.Subscription) {
 			if !utf8.ValidString(ch) {
-				m.invalid = errChannelInvalid(validUTF8(ch))
+				m.invalid = ErrorInvalidChannel(validUTF8(ch))
 				break
 			}
 		}

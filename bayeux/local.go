@@ -49,7 +49,10 @@ func (l *locals) dispatch(m *Message) {
 // JSON, or a json.RawMessage as is) is sent to the publisher as the data of
 // a message with the request's channel and id. A non-nil error sends its
 // text as data with successful false. It runs on the goroutine handling the
-// request, so keep it short.
+// request, so keep it short. ctx is the one the extension hooks of the
+// batch get (see Extension): the request's values, ended by the server's
+// shutdown or Config.HookTimeout. (A WebSocket keeps its upgrade request,
+// and so its values, only when extensions are configured.)
 type ServiceHandler func(ctx context.Context, m *Message) (any, error)
 
 // serviceFor returns the handler for a /service channel: an exact match
@@ -78,7 +81,7 @@ func (x *exchange) callService(m *Message) {
 		return
 	}
 	r := Reply{ID: m.ID, Channel: m.Channel, Successful: true, Session: m.Session}
-	v, err := h(x.ctx, m)
+	v, err := h(x.hookContext(), m)
 	if err != nil {
 		r.Successful = false
 		v = err.Error()

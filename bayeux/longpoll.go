@@ -215,7 +215,9 @@ func (s *Server) answer(ctx context.Context, r *http.Request, msgs []Message) (*
 			return nil, false
 		}
 		a.batch = c.batch
-		a.items = append(a.items, s.encodeReply(ctx, &c.reply))
+		// The hold may outlast the batch's hook context: the reply
+		// gets a context of its own.
+		a.items = append(a.items, s.encodeAlone(ctx, r, &c.reply))
 		if take {
 			a.take = c.sess
 		}

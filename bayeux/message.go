@@ -57,13 +57,28 @@ type Message struct {
 	// publishes and unknown clientIds.
 	Session *Session
 	// Request is the HTTP request the message arrived in (for a WebSocket,
-	// its upgrade request); nil for messages from the server itself.
+	// its upgrade request); nil for messages from the server itself, and
+	// for a WebSocket's when no extension is configured. Tell the server's
+	// own messages by FromServer, not by a nil Request.
 	Request *http.Request
 
 	// invalid is the error of a message refused before anything else looks
 	// at it (invalid UTF-8, a channel over the limits).
 	invalid string
+	// fromServer marks a message published through the server API (see
+	// FromServer); clients cannot set it.
+	fromServer bool
+	// rejected holds the channels of a subscribe that extensions refused
+	// one by one (see RejectChannel), in the order refused.
+	rejected []rejection
+	// stripExt says that subscribers receive forwardExt instead of Ext:
+	// the ext a client published is not forwarded (Config.ForwardExt).
+	stripExt   bool
+	forwardExt string
 }
+
+// rejection is a channel of a subscribe refused by an extension.
+type rejection struct{ channel, err string }
 
 // errBadRequest reports input that is not a Bayeux request at all: the
 // transports answer it with HTTP 400 (or, on a WebSocket, ignore the frame).

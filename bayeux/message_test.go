@@ -147,9 +147,9 @@ var errorGrammar = regexp.MustCompile(`^[0-9]{3}:[A-Za-z0-9\-_!~()$@ /*.]*(,[A-Z
 func TestErrorsParseInFaye(t *testing.T) {
 	l := newLimits(&Config{MaxChannelLength: 8, MaxChannelSegments: 2})
 	for _, e := range []string{
-		errVersionMissing(), errParameterMissing("clientId"), errClientUnknown("abc123"),
-		errConnTypesNotSupported([]string{"iframe", "flash"}), errChannelForbidden("/meta/x"),
-		errChannelInvalid("/a/*/b"), errPublishFailed("/a"), errSlowConsumer, errClusterUnavailable,
+		errVersionMissing(), ErrorParameterMissing("clientId"), ErrorUnknownClient("abc123"),
+		errConnTypesNotSupported([]string{"iframe", "flash"}), ErrorForbidden("/meta/x"),
+		ErrorInvalidChannel("/a/*/b"), errPublishFailed("/a"), errSlowConsumer, errClusterUnavailable,
 		errInvalidUTF8("id"), errTooManyHandshakes, errTooManySubscriptions("/a", 10), errHandshakeRate,
 		errPublishRate("/a"), errReplayLost("/a", 7), errReplayInvalid("/a/*"), errReplayFailed("/a"),
 		l.channelError("/aaaaaaaaaaaaaa"), l.channelError("/a/b/c"),

@@ -229,7 +229,7 @@ func (s *Server) end(sess *Session, why EndReason) {
 	}
 	subs, _ := sess.shut(why, func(id string) []byte {
 		r := s.slowReply(id)
-		return s.encodeReply(s.ctx, &r)
+		return s.encodeAlone(s.ctx, nil, &r)
 	})
 	for _, pattern := range subs {
 		s.unindex(sess, pattern)

@@ -30,9 +30,10 @@ func (e *RejectedError) Error() string {
 type PublishOption func(*publishOptions)
 
 type publishOptions struct {
-	ext     string
-	exclude string
-	filter  func(Identity) bool
+	ext      string
+	exclude  string
+	audience *Audience           // PublishTo: every node, these sessions only
+	local    func(*Session) bool // PublishLocal: this node, the sessions it accepts
 }
 
 // WithExt sets the message's ext object (raw JSON).
@@ -49,7 +50,7 @@ func Excluding(clientID string) PublishOption {
 // options applied.
 func (s *Server) newServerMessage(channel string, data any, opts []PublishOption) (Message, *publishOptions, error) {
 	if channels.IsMeta(channel) {
-		return Message{}, nil, &RejectedError{Channel: channel, Message: errChannelForbidden(channel)}
+		return Message{}, nil, &RejectedError{Channel: channel, Message: ErrorForbidden(channel)}
 	}
 	if msg := s.lim.channelError(channel); msg != "" {
 		return Message{}, nil, &RejectedError{Channel: channel, Message: msg}
@@ -91,13 +92,6 @@ func (s *Server) Publish(ctx context.Context, channel string, data any, opts ...
 	return nil
 }
 
-// PublishTo publishes like Publish but delivers only to the sessions whose
-// identity passes filter (anonymous sessions are given the zero Identity).
-// The filter runs on this node's sessions.
-func (s *Server) PublishTo(ctx context.Context, channel string, data any, filter func(Identity) bool, opts ...PublishOption) error {
-	return s.Publish(ctx, channel, data, append(opts, func(o *publishOptions) { o.filter = filter })...)
-}
-
 // Deliver sends a message on channel to one client only, whether or not it
 // subscribes to channel; WithExt sets its ext. In a cluster the client may
 // be on any node: ctx bounds the look-up and the hand-over (at most
@@ -105,7 +99,7 @@ func (s *Server) PublishTo(ctx context.Context, channel string, data any, filter
 func (s *Server) Deliver(ctx context.Context, clientID, channel string, data any, opts ...PublishOption) error {
 	m, _, err := s.newServerMessage(channel, data, opts)
 	if err == nil && !s.cfg.Grammar.ValidName(channel) {
-		err = &RejectedError{Channel: channel, Message: errChannelInvalid(channel)}
+		err = &RejectedError{Channel: channel, Message: ErrorInvalidChannel(channel)}
 	}
 	if err != nil {
 		return err

@@ -52,6 +52,9 @@ type Session struct {
 	// client did not enable it. Set at the handshake, before the session
 	// is registered.
 	ack *ackState
+
+	attrMu sync.Mutex
+	attrs  map[string]any // see Set; nil until the first
 }
 
 // stream is a connection that pushes messages to the client as they arrive
@@ -104,6 +107,35 @@ func (s *Session) Identity() *Identity {
 // SetIdentity attaches id to the session (nil makes it anonymous). The
 // identity should not be modified afterwards.
 func (s *Session) SetIdentity(id *Identity) { s.identity.Store(id) }
+
+// Set attaches the value v to the session under key, replacing any
+// previous one; a nil v removes it. Extensions use it to keep per-session
+// state (a grant, the time of the last check) between the messages of a
+// client. Attributes live in this node's memory, with the session: in a
+// cluster they are seen by the node that owns the session (where all its
+// messages are handled), and they are gone when the session ends. Set and
+// Get are safe for concurrent use.
+func (s *Session) Set(key string, v any) {
+	s.attrMu.Lock()
+	defer s.attrMu.Unlock()
+	if v == nil {
+		delete(s.attrs, key)
+		return
+	}
+	if s.attrs == nil {
+		s.attrs = make(map[string]any)
+	}
+	s.attrs[key] = v
+}
+
+// Get returns the value Set attached to the session under key, and whether
+// there is one.
+func (s *Session) Get(key string) (any, bool) {
+	s.attrMu.Lock()
+	defer s.attrMu.Unlock()
+	v, ok := s.attrs[key]
+	return v, ok
+}
 
 // Subscriptions returns the channels and patterns the session subscribes to.
 func (s *Session) Subscriptions() []string {

@@ -45,7 +45,7 @@ func (c *socket) apply(x *exchange) [][]byte {
 	if pc == nil {
 		return x.replies
 	}
-	reply := c.srv.encodeReply(x.ctx, &pc.reply)
+	reply := x.encode(&pc.reply)
 	// The id is copied: it points into the frame, which it would keep.
 	first, held := c.connect(pc, reply, strings.Clone(pc.reply.ID))
 	if !held {

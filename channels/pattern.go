@@ -232,3 +232,24 @@ func Covers(wide, narrow string) bool {
 	}
 	return pw.Covers(pn)
 }
+
+// Reaches reports whether a client subscribed to the pattern subscription
+// could receive messages published on a channel that protected matches:
+// whether a rule guarding protected must be applied to the subscription.
+// It is the question an access check on subscribes has to ask: matching
+// the subscription against the protected pattern as if it were a channel
+// name misses wildcards (a subscriber to /** receives everything published
+// under /private/**, yet "/**" is no channel under /private). It is
+// Overlap, except that an invalid pattern on either side is taken to reach
+// (fail closed: the caller refuses what it cannot judge).
+func Reaches(subscription, protected string) bool {
+	ps, err := ParsePattern(subscription)
+	if err != nil {
+		return true
+	}
+	pp, err := ParsePattern(protected)
+	if err != nil {
+		return true
+	}
+	return ps.Overlaps(pp)
+}

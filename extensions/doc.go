@@ -10,5 +10,6 @@
 // Every extension is a bayeux.Extension to put in bayeux.Config.Extensions;
 // those that decide per recipient also implement bayeux.DeliveryFilter.
 // Put an authentication extension (tokenauth, jwtauth or callback) before
-// acl, so that acl sees the identity it attached.
+// acl, so that acl sees the identity it attached. None of them checks the
+// server's own publishes (bayeux.Message.FromServer).
 package extensions

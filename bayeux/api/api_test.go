@@ -173,6 +173,40 @@ func TestPublishExclude(t *testing.T) {
 	}
 }
 
+func TestPublishAudience(t *testing.T) {
+	e := newEnv(t, bayeux.Config{}, api.Config{})
+	ana, staff, anon := e.handshake(t), e.handshake(t), e.handshake(t)
+	e.srv.Session(ana).SetIdentity(&bayeux.Identity{User: "ana"})
+	e.srv.Session(staff).SetIdentity(&bayeux.Identity{User: "sam", Roles: []string{"staff"}})
+	for _, id := range []string{ana, staff, anon} {
+		e.subscribe(t, id, "/alerts")
+		e.drain(t, id)
+	}
+	tests := []struct {
+		to   string
+		want map[string]int // messages per client
+	}{
+		{`{"users":["ana"]}`, map[string]int{ana: 1}},
+		{`{"roles":["staff"]}`, map[string]int{staff: 1}},
+		{`{"clientIds":["` + anon + `"],"users":["ana"]}`, map[string]int{ana: 1, anon: 1}},
+		{`{"users":[""]}`, map[string]int{}},
+		{`{}`, map[string]int{}},
+	}
+	for _, tt := range tests {
+		r := e.call(t, "POST", "/publish", `{"channel":"/alerts","data":1,"to":`+tt.to+`}`)
+		if r.status != 200 {
+			t.Fatalf("publish to %s: %d %s", tt.to, r.status, r.body.Raw)
+		}
+		for _, id := range []string{ana, staff, anon} {
+			if got := len(e.drain(t, id)); got != tt.want[id] {
+				t.Errorf("to %s: %s received %d messages, want %d", tt.to, id, got, tt.want[id])
+			}
+		}
+	}
+	r := e.call(t, "POST", "/publish", `{"channel":"/alerts","data":1,"to":{"user":"ana"}}`)
+	wantError(t, "an unknown field in to", r, 400, "bad_request")
+}
+
 func TestBatchPublish(t *testing.T) {
 	e := newEnv(t, bayeux.Config{Extensions: []bayeux.Extension{forbidExt{}}}, api.Config{})
 	id := e.handshake(t)

@@ -56,8 +56,13 @@
 // A publish is {"channel":"/x","data":<any JSON>}, with optional "ext"
 // (a JSON object sent as the message's ext) and "exclude" (a clientId that
 // must not receive the message, typically the client the back end is
-// answering). The message goes through the server's extensions like a
-// client's publish. A JSON array of publishes is a batch: they are
+// answering), and "to", an audience: {"users":[...], "roles":[...],
+// "clientIds":[...]}, each optional. With "to" the message reaches only the
+// subscribers whose identity's user is one of users, or that hold one of
+// roles, or whose clientId is one of clientIds, on every node, and it is
+// not kept in the channel's history (see bayeux.Audience; anonymous
+// clients are reached only by clientId). The message goes through the
+// server's extensions like a client's publish. A JSON array of publishes is a batch: they are
 // published in order, and the answer is {"results":[...]} with one
 // {"ok":true} or {"ok":false,"error":{...}} per item, even when some fail.
 // Unknown fields are refused.
@@ -131,6 +136,10 @@
 //	# publish with an ext, leaving out the client that sent the original
 //	curl -sS http://127.0.0.1:8001/publish -H "Authorization: Bearer $KEY" \
 //	  -d '{"channel":"/chat/room1","data":{"text":"hi"},"ext":{"from":"bot"},"exclude":"3kd8c7jq1x"}'
+//
+//	# publish to the staff and to user ana only, wherever they are connected
+//	curl -sS http://127.0.0.1:8001/publish -H "Authorization: Bearer $KEY" \
+//	  -d '{"channel":"/alerts","data":{"level":"high"},"to":{"users":["ana"],"roles":["staff"]}}'
 //
 //	# a batch
 //	curl -sS http://127.0.0.1:8001/publish -H "X-API-Key: $KEY" \

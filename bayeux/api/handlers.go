@@ -31,6 +31,16 @@ type publishRequest struct {
 	Data    json.RawMessage `json:"data"`
 	Ext     json.RawMessage `json:"ext"`
 	Exclude string          `json:"exclude"`
+	// To, when present, restricts the publish to an audience (see
+	// bayeux.Audience), on every node.
+	To *audience `json:"to"`
+}
+
+// audience is the "to" of a publish request.
+type audience struct {
+	Users     []string `json:"users"`
+	Roles     []string `json:"roles"`
+	ClientIDs []string `json:"clientIds"`
 }
 
 // deliverRequest is the body of POST /clients/{clientId}/deliver.
@@ -120,7 +130,14 @@ func (h *handler) publishOne(ctx context.Context, raw []byte) error {
 	if p.Exclude != "" {
 		opts = append(opts, bayeux.Excluding(p.Exclude))
 	}
-	if err := h.srv.Publish(ctx, p.Channel, p.Data, opts...); err != nil {
+	var err error
+	if p.To != nil {
+		to := bayeux.Audience{Users: p.To.Users, Roles: p.To.Roles, ClientIDs: p.To.ClientIDs}
+		err = h.srv.PublishTo(ctx, p.Channel, p.Data, to, opts...)
+	} else {
+		err = h.srv.Publish(ctx, p.Channel, p.Data, opts...)
+	}
+	if err != nil {
 		return fmt.Errorf("publishing on %s: %w", p.Channel, err)
 	}
 	return nil

@@ -39,6 +39,13 @@
 //	version (1 byte) | epoch (8 bytes) | seq (uvarint) |
 //	node, channel, exclude (each uvarint length + bytes) | message
 //
+// A publication with an audience (bayeux.Server.PublishTo) has version 3
+// and, after exclude, the audience's Users, Roles and ClientIDs, each a
+// count (uvarint) and its strings (each uvarint length + bytes): every
+// node applies the audience to its own sessions. Nodes of an older version
+// drop such payloads (and log it once) rather than deliver them to every
+// subscriber.
+//
 // node and epoch (random per engine instance) name the origin, seq counts
 // its publishes. A node listening to several expansions of a channel (say
 // /**, /a/** and /a/b) receives several copies; it delivers the first and

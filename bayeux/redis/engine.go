@@ -238,8 +238,9 @@ type Engine struct {
 }
 
 var (
-	_ bayeux.Cluster   = (*Engine)(nil)
-	_ bayeux.Historian = (*Engine)(nil)
+	_ bayeux.Cluster    = (*Engine)(nil)
+	_ bayeux.Historian  = (*Engine)(nil)
+	_ bayeux.NodeLister = (*Engine)(nil)
 )
 
 // New connects to Redis and returns an engine, not yet started. ctx bounds

@@ -18,7 +18,8 @@ import (
 )
 
 // historyVersion is the first byte of the payload of a publication kept
-// in history (see decodeHistoryHeader); headerVersion marks the others.
+// in history (see decodeHistoryHeader); headerVersion and audienceVersion
+// mark the others.
 const historyVersion = 2
 
 // Fields of the meta hash <ns>:hmeta:<channel> and of the entries of the

@@ -485,3 +485,38 @@ func (e *Engine) pruneAlive() {
 		}
 	}
 }
+
+// LiveNodes returns the ids of the live nodes (those whose heartbeat is
+// current), this one included: two round trips, ZRANGE of the nodes ZSET,
+// then EXISTS of each heartbeat, pipelined. It makes the Engine a
+// bayeux.NodeLister.
+func (e *Engine) LiveNodes(ctx context.Context) ([]string, error) {
+	if err := e.open(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := e.opContext(ctx)
+	defer cancel()
+	c := e.client
+	ids, err := c.Do(ctx, c.B().Zrange().Key(e.keys.nodes).Min("0").Max("-1").Build()).AsStrSlice()
+	if err != nil {
+		return nil, fmt.Errorf("redis: listing nodes: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cmds := make(rueidis.Commands, 0, len(ids))
+	for _, id := range ids {
+		cmds = append(cmds, c.B().Exists().Key(e.keys.alive+id).Build())
+	}
+	live := ids[:0]
+	for i, r := range c.DoMulti(ctx, cmds...) {
+		n, err := r.AsInt64()
+		if err != nil {
+			return nil, fmt.Errorf("redis: listing nodes: %s: %w", ids[i], err)
+		}
+		if n > 0 {
+			live = append(live, ids[i])
+		}
+	}
+	return live, nil
+}

@@ -17,9 +17,15 @@ import (
 )
 
 // headerVersion is the first byte of the payload of a publication without
-// history (historyVersion marks the others). A node drops payloads of
-// another version (log, count) rather than misread them.
-const headerVersion = 1
+// history and without audience; audienceVersion marks those with an
+// audience (Server.PublishTo), historyVersion those kept in history. A
+// node drops payloads of another version (log, count) rather than misread
+// them: a node that predates audiences drops audience publications rather
+// than deliver them to every subscriber.
+const (
+	headerVersion   = 1
+	audienceVersion = 3
+)
 
 // publisher holds the state of Publish and of the receiving side of
 // publications: the sequence counter, the deliver function and the
@@ -57,6 +63,8 @@ type header struct {
 	seq     uint64
 	channel string
 	exclude string
+	// audience is the publication's audience, nil for everyone.
+	audience *bayeux.Audience
 }
 
 // appendHeader appends the encoding of h to dst:
@@ -64,17 +72,50 @@ type header struct {
 //	version byte | epoch uint64 BE | uvarint seq |
 //	uvarint len + node | uvarint len + channel | uvarint len + exclude
 //
-// The message follows it unchanged.
+// With an audience the version is audienceVersion and three lists follow,
+// Users, Roles and ClientIDs, each a uvarint count and its strings (each
+// uvarint len + bytes). The message follows the header unchanged.
 func appendHeader(dst []byte, h *header) []byte {
-	dst = append(dst, headerVersion)
+	version := byte(headerVersion)
+	if h.audience != nil {
+		version = audienceVersion
+	}
+	dst = append(dst, version)
 	dst = binary.BigEndian.AppendUint64(dst, h.epoch)
 	dst = binary.AppendUvarint(dst, h.seq)
 	for _, s := range [...]string{h.node, h.channel, h.exclude} {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
 		dst = append(dst, s...)
 	}
+	if a := h.audience; a != nil {
+		for _, list := range [...][]string{a.Users, a.Roles, a.ClientIDs} {
+			dst = binary.AppendUvarint(dst, uint64(len(list)))
+			for _, s := range list {
+				dst = binary.AppendUvarint(dst, uint64(len(s)))
+				dst = append(dst, s...)
+			}
+		}
+	}
 	return dst
 }
+
+// audienceSize is the size of a's encoding in a header, at most.
+func audienceSize(a *bayeux.Audience) int {
+	if a == nil {
+		return 0
+	}
+	n := 3 * binary.MaxVarintLen64
+	for _, list := range [...][]string{a.Users, a.Roles, a.ClientIDs} {
+		for _, s := range list {
+			n += binary.MaxVarintLen64 + len(s)
+		}
+	}
+	return n
+}
+
+// errAudienceHistory refuses a publication with both an audience and a
+// history rule: a replay would show it to every subscriber.
+var errAudienceHistory = errors.New("a publication with an audience cannot be kept in history")
 
 // errBadHeader reports a payload that decodeHeader cannot read.
 var errBadHeader = errors.New("redis: malformed publication header")
@@ -82,7 +123,7 @@ var errBadHeader = errors.New("redis: malformed publication header")
 // decodeHeader reads the header at the start of payload and returns it
 // with the message that follows. The strings of h and msg alias payload.
 func decodeHeader(payload string) (h header, msg string, err error) {
-	if len(payload) < 9 || payload[0] != headerVersion {
+	if len(payload) < 9 || payload[0] != headerVersion && payload[0] != audienceVersion {
 		return h, "", errBadHeader
 	}
 	for i := 1; i < 9; i++ {
@@ -100,7 +141,35 @@ func decodeHeader(payload string) (h header, msg string, err error) {
 		}
 		*s, rest = rest[:n], rest[n:]
 	}
+	if payload[0] == audienceVersion {
+		h.audience = new(bayeux.Audience)
+		for _, list := range [...]*[]string{&h.audience.Users, &h.audience.Roles, &h.audience.ClientIDs} {
+			if *list, rest, ok = readStrings(rest); !ok {
+				return h, "", errBadHeader
+			}
+		}
+	}
 	return h, rest, nil
+}
+
+// readStrings reads a uvarint count and as many strings (each uvarint
+// len + bytes) at the start of s. The strings alias s.
+func readStrings(s string) (list []string, rest string, ok bool) {
+	n, rest, ok := readUvarint(s)
+	if !ok || n > uint64(len(rest)) { // each string takes a byte at least
+		return nil, s, false
+	}
+	if n > 0 {
+		list = make([]string, 0, n)
+	}
+	for range n {
+		var size uint64
+		if size, rest, ok = readUvarint(rest); !ok || size > uint64(len(rest)) {
+			return nil, s, false
+		}
+		list, rest = append(list, rest[:size]), rest[size:]
+	}
+	return list, rest, true
 }
 
 // readUvarint reads a uvarint at the start of s.
@@ -125,10 +194,15 @@ func readUvarint(s string) (v uint64, rest string, ok bool) {
 //
 // When p.History is set, p is also appended to its channel's history and
 // gets the next offset: the same PUBLISH commands, run with the append by
-// one Lua script (one EVALSHA, one round trip).
+// one Lua script (one EVALSHA, one round trip). p.Audience travels in the
+// payload's header to every node; a publication with both an Audience and
+// a History rule is refused.
 func (e *Engine) Publish(ctx context.Context, p *bayeux.Publication) error {
 	if err := e.running(); err != nil {
 		return err
+	}
+	if p.History != nil && p.Audience != nil {
+		return fmt.Errorf("redis: publish %q: %w", p.Channel, errAudienceHistory)
 	}
 	buf, _ := e.pub.bufs.Get().(*publishBuf)
 	if buf == nil {
@@ -147,13 +221,14 @@ func (e *Engine) Publish(ctx context.Context, p *bayeux.Publication) error {
 		return err
 	}
 	h := header{
-		node:    e.cfg.NodeID,
-		epoch:   e.pub.epoch,
-		seq:     e.pub.seq.Add(1),
-		channel: p.Channel,
-		exclude: p.Exclude,
+		node:     e.cfg.NodeID,
+		epoch:    e.pub.epoch,
+		seq:      e.pub.seq.Add(1),
+		channel:  p.Channel,
+		exclude:  p.Exclude,
+		audience: p.Audience,
 	}
-	payload := make([]byte, 0, 32+len(h.node)+len(h.channel)+len(h.exclude)+len(p.Message))
+	payload := make([]byte, 0, 32+len(h.node)+len(h.channel)+len(h.exclude)+audienceSize(h.audience)+len(p.Message))
 	payload = appendHeader(payload, &h)
 	payload = append(payload, p.Message...)
 	// payload is never written again: share it with every command.
@@ -217,8 +292,9 @@ func (e *Engine) onPublication(payload string) {
 		Channel: h.channel,
 		// The payload string is fresh from the Redis client and
 		// referenced nowhere else; Publication.Message is read-only.
-		Message: unsafe.Slice(unsafe.StringData(msg), len(msg)),
-		Exclude: h.exclude,
+		Message:  unsafe.Slice(unsafe.StringData(msg), len(msg)),
+		Exclude:  h.exclude,
+		Audience: h.audience,
 	})
 }
 

@@ -2,7 +2,9 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -258,6 +260,10 @@ func TestHeaderRoundTrip(t *testing.T) {
 		{node: "n", epoch: 1, seq: 1, channel: "/a"},
 		{node: "node-with-long-id.x_y", epoch: 1<<64 - 1, seq: 1<<64 - 1, channel: "/a/b/c", exclude: "client-1"},
 		{node: strings.Repeat("z", 64), epoch: 0, seq: 300, channel: "/" + strings.Repeat("c", 500), exclude: strings.Repeat("e", 200)},
+		{node: "n", epoch: 2, seq: 9, channel: "/a", audience: &bayeux.Audience{Users: []string{"ana", ""}}},
+		{node: "n", epoch: 3, seq: 10, channel: "/a", exclude: "x", audience: &bayeux.Audience{
+			Users: []string{"ana", "bob"}, Roles: []string{"staff"}, ClientIDs: []string{strings.Repeat("i", 300)}}},
+		{node: "n", epoch: 4, seq: 11, channel: "/a", audience: &bayeux.Audience{}},
 	}
 	for _, h := range tests {
 		for _, msg := range []string{"", `{"data":1}`} {
@@ -266,7 +272,7 @@ func TestHeaderRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%+v: %v", h, err)
 			}
-			if got != h || gotMsg != msg {
+			if !reflect.DeepEqual(got, h) || gotMsg != msg {
 				t.Errorf("decoded %+v %q, want %+v %q", got, gotMsg, h, msg)
 			}
 			// Every truncation of the header must fail, not panic.
@@ -319,5 +325,28 @@ func TestDedup(t *testing.T) {
 	d.prune(3)
 	if _, ok := d.windows[origin{"old", 1}]; ok || len(d.windows) != 1 {
 		t.Errorf("prune kept %v", d.windows)
+	}
+}
+
+// TestAudienceTravels: a publication's audience reaches the other nodes
+// with it; one with both an audience and a history rule is refused.
+func TestAudienceTravels(t *testing.T) {
+	srv := startRedis(t)
+	a := newNode(t, srv, "node-a")
+	b := newNode(t, srv, "node-b")
+	b.mustSubscribe(t, "/aud/*")
+	to := &bayeux.Audience{Users: []string{"ana"}, Roles: []string{"staff"}, ClientIDs: []string{"c1"}}
+	ctx := context.Background()
+	if err := a.Publish(ctx, &bayeux.Publication{Channel: "/aud/x", Message: []byte(`{"data":1}`), Audience: to}); err != nil {
+		t.Fatal(err)
+	}
+	b.got.waitChannel(t, "/aud/x")
+	if got := b.got.snapshot(); len(got) != 1 || !reflect.DeepEqual(got[0].Audience, to) {
+		t.Fatalf("node b got %+v, want one publication for %+v", got, to)
+	}
+	err := a.Publish(ctx, &bayeux.Publication{Channel: "/aud/x", Message: []byte(`{"data":2}`), Audience: to,
+		History: &bayeux.HistoryRule{Pattern: "/aud/*", Size: 1}})
+	if !errors.Is(err, errAudienceHistory) {
+		t.Fatalf("publish with an audience and history: %v, want errAudienceHistory", err)
 	}
 }

@@ -352,3 +352,124 @@ func TestCommandsPerPublishDoNotGrowWithSubscribers(t *testing.T) {
 		t.Fatalf("PUBLISH per publish: %.2f at 10 subscribers, %.2f at 1,000; want 4 and 4", at10, at1000)
 	}
 }
+
+// userExt gives a session the identity of ext.user at handshake.
+type userExt struct{ bayeux.NopExtension }
+
+func (userExt) Incoming(_ context.Context, m *bayeux.Message) {
+	if m.Channel == "/meta/handshake" && m.Session != nil {
+		if u := m.ExtString("user"); u != "" {
+			m.Session.SetIdentity(&bayeux.Identity{User: u})
+		}
+	}
+}
+
+// handshakeAs handshakes with ext.user set to user ("" for an anonymous
+// session).
+func (n *bayouNode) handshakeAs(t *testing.T, user string) string {
+	t.Helper()
+	ext := ""
+	if user != "" {
+		ext = `,"ext":{"user":"` + user + `"}`
+	}
+	r := n.mustPost(t, `{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]`+ext+`}`)
+	id := r.Get("0.clientId").String()
+	if id == "" {
+		t.Fatalf("handshake: %s", r.Raw)
+	}
+	return id
+}
+
+// receivedUntilFence connects id on n (without waiting) until the message
+// with data "fence" arrives on channel, and returns the data received on
+// channel, fence included.
+func (n *bayouNode) receivedUntilFence(t *testing.T, id, channel string) []string {
+	t.Helper()
+	var got []string
+	bayeuxtest.Eventually(t, 10*time.Second, func() bool {
+		r := n.mustPost(t, connect(id, `,"advice":{"timeout":0}`))
+		if !r.Get("0.successful").Bool() {
+			t.Fatalf("connect: %s", r.Raw)
+		}
+		fence := false
+		r.ForEach(func(_, v gjson.Result) bool {
+			if v.Get("channel").String() == channel {
+				got = append(got, v.Get("data").String())
+				fence = fence || v.Get("data").String() == "fence"
+			}
+			return true
+		})
+		return fence
+	}, "the fence at "+id)
+	return got
+}
+
+// TestPublishToAudienceOnEveryNode runs three Bayou nodes, each with a
+// session of ana, one of bob and an anonymous one (identities set by an
+// extension at handshake). PublishTo(Audience{Users: ana}) on one node
+// reaches ana's sessions on all three nodes and nobody else, and is not
+// kept in the channel's history; SessionsOf lists ana's sessions on every
+// node from any node.
+func TestPublishToAudienceOnEveryNode(t *testing.T) {
+	rs := startRedis(t)
+	nodes := startCluster(t, rs, 3, 2*time.Second, func(_ int, c *bayeux.Config) {
+		c.Extensions = []bayeux.Extension{userExt{}}
+		c.History = []bayeux.HistoryRule{{Pattern: "/n/**", Size: 10}}
+	})
+	type member struct {
+		node     int
+		id, user string
+	}
+	var members []member
+	for i, n := range nodes {
+		for _, user := range []string{"ana", "bob", ""} {
+			id := n.handshakeAs(t, user)
+			if r := n.mustPost(t, `{"channel":"/meta/subscribe","clientId":"`+id+`","subscription":"/n/x"}`); !r.Get("0.successful").Bool() {
+				t.Fatalf("subscribe: %s", r.Raw)
+			}
+			members = append(members, member{i, id, user})
+		}
+	}
+	ctx := context.Background()
+	if err := nodes[1].srv.PublishTo(ctx, "/n/x", "for ana", bayeux.Audience{Users: []string{"ana"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[1].srv.PublishTo(ctx, "/n/x", "for the nameless", bayeux.Audience{Users: []string{""}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes[1].srv.Publish(ctx, "/n/x", "fence"); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		want := []string{"fence"}
+		if m.user == "ana" {
+			want = []string{"for ana", "fence"}
+		}
+		if got := nodes[m.node].receivedUntilFence(t, m.id, "/n/x"); strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Errorf("user %q on node %d received %q, want %q", m.user, m.node, got, want)
+		}
+	}
+	pubs, _, err := nodes[2].srv.History(ctx, "/n/x", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pubs) != 1 || !strings.Contains(string(pubs[0].Message), "fence") {
+		t.Fatalf("history holds %d publications, want the fence only", len(pubs))
+	}
+
+	var want []bayeux.SessionInfo
+	for _, m := range members {
+		if m.user == "ana" {
+			want = append(want, bayeux.SessionInfo{ID: m.id, User: "ana", Node: fmt.Sprintf("n%d", m.node)})
+		}
+	}
+	for i, n := range nodes {
+		got, err := n.srv.SessionsOf(ctx, "ana")
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("SessionsOf(ana) on node %d = %v, %v; want %v", i, got, err, want)
+		}
+	}
+	if got, err := nodes[0].srv.SessionsOf(ctx, "nobody"); err != nil || len(got) != 0 {
+		t.Fatalf("SessionsOf(nobody) = %v, %v", got, err)
+	}
+}

@@ -22,6 +22,7 @@ type historyOptions struct {
 	maxBytes   int64
 	replayLost string
 	noAck      bool
+	forwardExt bool
 }
 
 func (h *historyOptions) register(fs *flag.FlagSet) {
@@ -29,6 +30,7 @@ func (h *historyOptions) register(fs *flag.FlagSet) {
 	fs.Int64Var(&h.maxBytes, "history-max-bytes", 64<<20, "bytes the in-memory history may take, all channels together (past it the oldest publications go first); with --redis the history is kept in Redis, SIZE per channel")
 	fs.StringVar(&h.replayLost, "replay-lost", "error", "answer to a subscribe replaying from a position no longer retained: error (a 400 error, as Salesforce does) or report (subscribed, the reply's ext says the messages were not recovered)")
 	fs.BoolVar(&h.noAck, "no-ack", false, "turn off the acknowledgement extension (CometD's AckExtension) that clients enable in their handshake")
+	fs.BoolVar(&h.forwardExt, "forward-ext", false, "deliver a publisher's ext to subscribers, as faye does (by default they get only what the server's extensions set: a client's credentials are never broadcast)")
 }
 
 func (h *historyOptions) validate() error {
@@ -56,6 +58,7 @@ func (h *historyOptions) apply(c *bayeux.Config) {
 	c.HistoryMaxBytes = h.maxBytes
 	c.ReplayLost, _ = h.policy()
 	c.NoAck = h.noAck
+	c.ForwardExt = h.forwardExt
 }
 
 // historyRules is the value of --history: each Set appends the rules of its

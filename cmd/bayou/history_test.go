@@ -26,7 +26,7 @@ func TestHistoryOptions(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", check: func(c bayeux.Config) bool {
-			return c.HistoryMaxBytes == 64<<20 && c.ReplayLost == bayeux.ReplayLostError && !c.NoAck
+			return c.HistoryMaxBytes == 64<<20 && c.ReplayLost == bayeux.ReplayLostError && !c.NoAck && !c.ForwardExt
 		}},
 		{name: "one flag", args: []string{"--history", "/chat/**=100:10m"}, want: rules{chat}},
 		{name: "repeated flags keep their order", args: []string{"--history", "/chat/**=100:10m", "--history", "/news/*=20"},
@@ -42,9 +42,9 @@ func TestHistoryOptions(t *testing.T) {
 		{name: "config file strings", file: `{"history": ["/chat/**=100:10m", "/news/*=20"]}`, want: rules{chat, news}},
 		{name: "environment beats the file", env: map[string]string{"BAYOU_HISTORY": "/news/*=20"},
 			file: `{"history": [{"pattern": "/chat/**", "size": 100}]}`, want: rules{news}},
-		{name: "other settings by flag", args: []string{"--history-max-bytes", "1024", "--replay-lost", "report", "--no-ack"},
+		{name: "other settings by flag", args: []string{"--history-max-bytes", "1024", "--replay-lost", "report", "--no-ack", "--forward-ext"},
 			check: func(c bayeux.Config) bool {
-				return c.HistoryMaxBytes == 1024 && c.ReplayLost == bayeux.ReplayLostReport && c.NoAck
+				return c.HistoryMaxBytes == 1024 && c.ReplayLost == bayeux.ReplayLostReport && c.NoAck && c.ForwardExt
 			}},
 		{name: "other settings by environment",
 			env: map[string]string{"BAYOU_HISTORY_MAX_BYTES": "2048", "BAYOU_REPLAY_LOST": "report", "BAYOU_NO_ACK": "true"},

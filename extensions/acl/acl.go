@@ -148,7 +148,7 @@ func refusal(id *bayeux.Identity) string {
 
 // Incoming checks subscribes and publishes.
 func (a *ACL) Incoming(_ context.Context, m *bayeux.Message) {
-	if m.Error != "" || (m.Request == nil && m.Session == nil) {
+	if m.Error != "" || m.FromServer() {
 		return // refused already, or the server's own publish
 	}
 	var id *bayeux.Identity

@@ -78,7 +78,9 @@ type Config struct {
 	// CacheTTL is how long an answer is reused. Default 10s.
 	CacheTTL time.Duration
 	// StripExt lists ext fields removed from every incoming message after
-	// the back end saw them, so that credentials are not broadcast.
+	// the back end saw them, so that the extensions and handlers after it
+	// do not see the credentials, nor subscribers where the server
+	// forwards ext (bayeux.Config.ForwardExt).
 	StripExt []string
 	// Client makes the requests. Default: a client of its own.
 	Client *http.Client
@@ -151,7 +153,7 @@ func (c *Callback) Incoming(ctx context.Context, m *bayeux.Message) {
 		typ = "handshake"
 	case m.Channel == channels.MetaSubscribe:
 		typ = "subscribe"
-	case channels.IsMeta(m.Channel), m.Request == nil && m.Session == nil:
+	case channels.IsMeta(m.Channel), m.FromServer():
 		return // other protocol messages, and the server's own publishes
 	default:
 		typ = "publish"

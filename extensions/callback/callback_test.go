@@ -190,8 +190,10 @@ func TestRequestContent(t *testing.T) {
 		len(pub.Headers) != 1 || pub.Headers["X-Auth"] != "secret-header" {
 		t.Errorf("publish request %+v", pub)
 	}
+	// The back end saw the publisher's ext; subscribers do not (the server
+	// does not forward it unless bayeux.Config.ForwardExt).
 	d := ts.Deliveries(t, id)
-	if len(d) != 1 || d[0].Get("ext.token").Exists() || d[0].Get("ext.keep").Int() != 2 {
+	if len(d) != 1 || d[0].Get("ext").Exists() {
 		t.Fatalf("delivery: %v", d)
 	}
 }

@@ -277,7 +277,7 @@ func (a *Auth) Incoming(_ context.Context, m *bayeux.Message) {
 				return
 			}
 		}
-	case channels.IsMeta(m.Channel), m.Request == nil && m.Session == nil:
+	case channels.IsMeta(m.Channel), m.FromServer():
 		// A protocol message, or the server's own publish.
 	default:
 		if !a.mayPublish(g, m.Channel) {

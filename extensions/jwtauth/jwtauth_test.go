@@ -226,9 +226,15 @@ func TestExpiryAndRenewal(t *testing.T) {
 	}
 }
 
+// TestTokenStripped: the token is removed even on a server that forwards
+// the publisher's ext (as faye does).
 func TestTokenStripped(t *testing.T) {
 	clk := newClock()
-	ts, _ := newServer(t, Config{Now: clk.Now})
+	a, err := New(Config{Now: clk.Now, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := testserver.New(t, bayeux.Config{Extensions: []bayeux.Extension{a}, ForwardExt: true})
 	tok := sign(t, user(clk, "u1", "/room"))
 	id := ts.Connect(t, `,"ext":{"token":"`+tok+`","keep":true}`)
 	ts.Subscribe(t, id, "/room", "")

@@ -189,7 +189,7 @@ func (a *Auth) Incoming(_ context.Context, m *bayeux.Message) {
 			}
 		}
 	default:
-		if id != nil || channels.IsMeta(m.Channel) || (m.Request == nil && m.Session == nil) {
+		if id != nil || channels.IsMeta(m.Channel) || m.FromServer() {
 			return // authenticated, a protocol message, or the server's own publish
 		}
 		if a.Protected(m.Channel) {

@@ -73,8 +73,14 @@ func TestProtectedChannels(t *testing.T) {
 	}
 }
 
+// TestTokenNeverBroadcast: the token is removed even on a server that
+// forwards the publisher's ext (as faye does).
 func TestTokenNeverBroadcast(t *testing.T) {
-	ts := newServer(t, Config{Tokens: map[string]string{"t-ana": "ana"}, Protect: []string{"/private/**"}})
+	a, err := New(Config{Tokens: map[string]string{"t-ana": "ana"}, Protect: []string{"/private/**"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := testserver.New(t, bayeux.Config{Extensions: []bayeux.Extension{a}, ForwardExt: true})
 	reader := ts.Connect(t, testserver.Ext("token", "t-ana"))
 	if r := ts.Subscribe(t, reader, "/**", ""); !r.Get("successful").Bool() {
 		t.Fatalf("subscribe: %s", r.Raw)

@@ -313,7 +313,8 @@ function classify(items) {
 
 describe('hostile HTTP and WebSocket input while clients use the server',
   { skip: h.bayouOnly('the npm faye server is itself vulnerable to these requests') }, () => {
-    before(async () => { server = await h.startServer({ timeout: T }); }, { timeout: 15_000 });
+    // --forward-ext: subscribers see the publishers' ext (repaired), as in faye.
+    before(async () => { server = await h.startServer({ timeout: T, args: ['--forward-ext'] }); }, { timeout: 15_000 });
     after(async () => { if (server) await server.stop(); });
 
     it(`delivers ${SEQ_COUNT} messages once and in order, repairs invalid UTF-8, and keeps every session`,
