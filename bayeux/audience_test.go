@@ -72,23 +72,9 @@ func TestAudienceIncludes(t *testing.T) {
 // channel, fence included.
 func (ts *testServer) received(t *testing.T, id, channel string) []string {
 	t.Helper()
-	var got []string
-	bayeuxtest.Eventually(t, 5*time.Second, func() bool {
-		r := ts.post(t, connectBody(id, `,"advice":{"timeout":0}`))
-		if !r.Get("0.successful").Bool() {
-			t.Fatalf("connect: %s", r.Raw)
-		}
-		fence := false
-		r.ForEach(func(_, v gjson.Result) bool {
-			if v.Get("channel").String() == channel {
-				got = append(got, v.Get("data").String())
-				fence = fence || v.Get("data").String() == "fence"
-			}
-			return true
-		})
-		return fence
-	}, "the fence at "+id)
-	return got
+	return bayeuxtest.UntilFence(t, 5*time.Second, func() gjson.Result {
+		return ts.post(t, connectBody(id, `,"advice":{"timeout":0}`))
+	}, channel)
 }
 
 // TestPublishToAcrossNodes: on three nodes, each with ana, bob (staff)

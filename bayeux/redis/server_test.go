@@ -385,23 +385,9 @@ func (n *bayouNode) handshakeAs(t *testing.T, user string) string {
 // channel, fence included.
 func (n *bayouNode) receivedUntilFence(t *testing.T, id, channel string) []string {
 	t.Helper()
-	var got []string
-	bayeuxtest.Eventually(t, 10*time.Second, func() bool {
-		r := n.mustPost(t, connect(id, `,"advice":{"timeout":0}`))
-		if !r.Get("0.successful").Bool() {
-			t.Fatalf("connect: %s", r.Raw)
-		}
-		fence := false
-		r.ForEach(func(_, v gjson.Result) bool {
-			if v.Get("channel").String() == channel {
-				got = append(got, v.Get("data").String())
-				fence = fence || v.Get("data").String() == "fence"
-			}
-			return true
-		})
-		return fence
-	}, "the fence at "+id)
-	return got
+	return bayeuxtest.UntilFence(t, 10*time.Second, func() gjson.Result {
+		return n.mustPost(t, connect(id, `,"advice":{"timeout":0}`))
+	}, channel)
 }
 
 // TestPublishToAudienceOnEveryNode runs three Bayou nodes, each with a
