@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/tidwall/gjson"
 
@@ -359,5 +358,5 @@ func (s *Server) RemoveHistory(ctx context.Context, channel string) error {
 // replayable reports whether channel can be replayed: a channel name (not
 // a pattern) outside /meta and /service.
 func replayable(ch string) bool {
-	return !channels.IsWildcard(ch) && !strings.HasPrefix(ch, "/meta/") && !channels.IsService(ch)
+	return !channels.IsWildcard(ch) && !channels.IsMeta(ch) && !channels.IsService(ch)
 }

@@ -42,27 +42,39 @@ func TestLimitOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := tt.args
-			if tt.file != "" {
-				path := filepath.Join(t.TempDir(), "bayou.json")
-				if err := os.WriteFile(path, []byte(tt.file), 0o600); err != nil {
-					t.Fatal(err)
-				}
-				args = append(args, "--config", path)
-			}
-			o, err := parseOptions(args, func(string) string { return "" }, &bytes.Buffer{})
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
-				}
+			o, ok := parseCase(t, tt.args, tt.file, nil, tt.wantErr)
+			if !ok {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if c := o.config(nil); !tt.check(c) {
 				t.Fatalf("config %+v", c)
 			}
 		})
 	}
+}
+
+// parseCase parses the options of a table case: args, plus file as a
+// --config file when not empty, with env as the environment. With wantErr
+// set it checks that parsing fails with an error mentioning it and reports
+// false; otherwise parsing must succeed.
+func parseCase(t *testing.T, args []string, file string, env map[string]string, wantErr string) (*options, bool) {
+	t.Helper()
+	if file != "" {
+		path := filepath.Join(t.TempDir(), "bayou.json")
+		if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", path)
+	}
+	o, err := parseOptions(args, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) {
+			t.Fatalf("err = %v, want one mentioning %q", err, wantErr)
+		}
+		return nil, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o, true
 }
