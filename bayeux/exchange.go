@@ -92,8 +92,10 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 	s := x.srv
 	m.Request = x.req
 	m.fromServer = pub != nil
+	m.x = x
+	defer func() { m.x = nil }() // AfterReply works while the message is handled
 	if !x.inRun {
-		defer x.releaseHooks() // a server publish: a batch of one
+		defer x.finish() // a server publish: a batch of one
 	}
 	if m.invalid == "" {
 		m.invalid = s.lim.channelError(m.Channel)
@@ -251,9 +253,7 @@ func (x *exchange) handshake(m *Message) {
 	r.Successful, r.ClientID, r.Advice, r.Session = true, sess.id, s.retryAdvice("", false), sess
 	r.Ext = ext
 	x.add(&r)
-	if f := s.cfg.Events.Handshake; f != nil {
-		f(sess)
-	}
+	s.emitHandshake(sess)
 }
 
 func anySupported(types []string) bool {
@@ -470,9 +470,7 @@ func (s *Server) subscribeSession(ctx context.Context, sess *Session, pattern st
 		s.unindex(sess, pattern)
 		return nil
 	}
-	if f := s.cfg.Events.Subscribe; f != nil {
-		f(sess, pattern)
-	}
+	s.emitSubscribe(sess, pattern)
 	return nil
 }
 
@@ -560,8 +558,8 @@ func (x *exchange) publish(m *Message, pub *publishOptions) string {
 		s.local.dispatch(m)
 		x.callService(m)
 	}
-	if f := s.cfg.Events.Publish; f != nil {
-		f(m.Session, m.Channel, []byte(m.Data))
+	if s.hasPublishEvents() {
+		s.emitPublish(m.Session, m.Channel, []byte(m.Data))
 	}
 	return ""
 }

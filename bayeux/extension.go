@@ -83,6 +83,17 @@ type DeliveryFilter interface {
 	Delivery(ctx context.Context, m *Message) func(to *Session, m *Message) bool
 }
 
+// An Attacher is an Extension that needs the server it is part of, as a
+// faye extension's added callback gets it: New calls Attach once for each
+// such extension, in the order of Config.Extensions, once the server is
+// built and its engine started, before New returns. Attach may register
+// service handlers (Server.HandleService), follow sessions (Server.Observe)
+// and start the extension's background work (Server.Go, which Shutdown
+// ends). An error fails New, which then shuts the server down.
+type Attacher interface {
+	Attach(srv *Server) error
+}
+
 // NopExtension implements Extension with hooks that do nothing; embed it in
 // an extension that needs only one of the hooks.
 type NopExtension struct{}
@@ -175,6 +186,25 @@ func (m *Message) rejection(channel string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// AfterReply runs f once the reply to the message is on its way to the
+// client: after it was written to the WebSocket, or into the long-polling
+// response, together with the rest of the batch's replies. Call it from an
+// Incoming hook to send a client something that must reach it after the
+// reply: faye's client ignores messages on a channel until the reply to its
+// subscribe has arrived, so a welcome message or a snapshot sent to a new
+// subscriber belongs in f (f checks that the subscribe succeeded, with
+// Session.Subscribed). For the server's own publishes, f runs once the
+// message is handled. f runs on the goroutine that wrote the replies and
+// must not block. Called outside the handling of the message, AfterReply
+// runs nothing and reports false.
+func (m *Message) AfterReply(f func()) bool {
+	if m.x == nil {
+		return false
+	}
+	m.x.after = append(m.x.after, f)
+	return true
 }
 
 // DeleteExt removes the ext field key, so that, for example, a credential

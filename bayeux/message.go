@@ -71,6 +71,8 @@ type Message struct {
 	// rejected holds the channels of a subscribe that extensions refused
 	// one by one (see RejectChannel), in the order refused.
 	rejected []rejection
+	// x is the exchange handling the message (see AfterReply).
+	x *exchange
 	// stripExt says that subscribers receive forwardExt instead of Ext:
 	// the ext a client published is not forwarded (Config.ForwardExt).
 	stripExt   bool

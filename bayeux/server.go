@@ -39,6 +39,8 @@ type Server struct {
 	connsMu sync.Mutex
 	conns   map[*socket]struct{} // open WebSockets, closed at shutdown
 
+	observers observers // Events added by Observe
+
 	matchPool sync.Pool // *[]*Session scratch for fan-out
 	filters   []DeliveryFilter
 	local     locals    // in-process subscribers and /service handlers
@@ -124,6 +126,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.cluster != nil {
 		s.crew.spawn(s.clusterLoop)
+	}
+	for _, e := range cfg.Extensions {
+		if a, ok := e.(Attacher); ok {
+			if err := a.Attach(s); err != nil {
+				_ = s.Shutdown(context.Background())
+				return nil, fmt.Errorf("bayeux: attaching %T: %w", e, err)
+			}
+		}
 	}
 	return s, nil
 }
@@ -244,9 +254,7 @@ func (s *Server) end(sess *Session, why EndReason) {
 		})
 	}
 	s.log.Debug("session ended", "clientId", sess.id, "reason", why.String())
-	if f := s.cfg.Events.Disconnect; f != nil {
-		f(sess, why)
-	}
+	s.emitDisconnect(sess, why)
 }
 
 // slowReply answers the connect (with id) of a session ended for being too
@@ -259,9 +267,7 @@ func (s *Server) slowReply(id string) Reply {
 func (s *Server) unindex(sess *Session, pattern string) {
 	if removed, _ := s.index.Remove(pattern, sess); removed {
 		s.release(pattern)
-		if f := s.cfg.Events.Unsubscribe; f != nil {
-			f(sess, pattern)
-		}
+		s.emitUnsubscribe(sess, pattern)
 	}
 }
 

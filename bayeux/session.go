@@ -144,6 +144,14 @@ func (s *Session) Subscriptions() []string {
 	return slices.Clone(s.subs)
 }
 
+// Subscribed reports whether the session subscribes to pattern (a channel
+// or a wildcard pattern, compared by name).
+func (s *Session) Subscribed(pattern string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.subs, pattern)
+}
+
 // addSubscription records pattern as a subscription of the session. It
 // reports false when the session has it already or has ended, and returns
 // errTooManySubs when the session has max subscriptions.
