@@ -181,6 +181,10 @@ type keys struct {
 	nodes  string // ZSET of recently seen NodeIDs (PX nodesTTL)
 	hist   string // + channel: history stream (PX the rule's TTL)
 	hmeta  string // + channel: history offset and epoch (hash, PX HistoryMetaTTL)
+
+	pres      string // + channel: presence entries (hash; see presence.go)
+	presnode  string // + NodeID: a node's presence entries (set)
+	presnodes string // the nodes with presence entries (set)
 }
 
 func newKeys(ns string) keys {
@@ -193,6 +197,10 @@ func newKeys(ns string) keys {
 		nodes:  ns + ":nodes",
 		hist:   ns + ":hist:",
 		hmeta:  ns + ":hmeta:",
+
+		pres:      ns + ":pres:",
+		presnode:  ns + ":presnode:",
+		presnodes: ns + ":presnodes",
 	}
 }
 
@@ -235,6 +243,7 @@ type Engine struct {
 	sessions sessions
 	counts   counts
 	hist     historian
+	presence presence
 }
 
 var (
@@ -288,6 +297,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.nodes.channel = e.keys.node + cfg.NodeID
 	e.sessions.init()
 	e.hist.init()
+	e.presence.init()
 	return e, nil
 }
 

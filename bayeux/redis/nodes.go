@@ -433,6 +433,9 @@ func (e *Engine) resync(ctx context.Context) error {
 	if err := e.rewriteCounts(cctx); err != nil {
 		return err
 	}
+	if err := e.rewritePresence(cctx); err != nil {
+		return err
+	}
 	e.log.Info("redis state re-recorded", "sessions", claimed, "took", time.Since(began).Round(time.Microsecond))
 	return nil
 }
