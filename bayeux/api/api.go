@@ -45,6 +45,9 @@ type Config struct {
 	// answered 413. Default DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
 
+	// Presence answers GET /presence; nil answers it 404. Pass the
+	// presence extension (extensions/presence) the server runs.
+	Presence Presence
 	// Logger receives the API's logs: server errors, refused requests (at
 	// Info) and every call (at Debug). Default slog.Default().
 	Logger *slog.Logger
@@ -57,6 +60,8 @@ type handler struct {
 	maxBody int64
 	log     *slog.Logger
 	router  *mux.Router
+
+	presenceOf Presence // nil without presence
 }
 
 // New returns the HTTP API of srv, configured by cfg. The handler expects
@@ -73,6 +78,8 @@ func New(srv *bayeux.Server, cfg Config) http.Handler {
 		maxBody: cfg.MaxBodyBytes,
 		log:     cfg.Logger,
 		router:  mux.NewRouter(),
+
+		presenceOf: cfg.Presence,
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
@@ -87,6 +94,7 @@ func New(srv *bayeux.Server, cfg Config) http.Handler {
 	h.route("/clients/{clientId}/deliver", methods{http.MethodPost: h.deliver})
 	h.route("/channels", methods{http.MethodGet: h.channels})
 	h.route("/history", methods{http.MethodGet: h.history, http.MethodDelete: h.removeHistory})
+	h.route("/presence", methods{http.MethodGet: h.presence})
 	h.router.NotFoundHandler = h.wrap(func(http.ResponseWriter, *http.Request) error {
 		return errNotFound("no such route")
 	})

@@ -48,6 +48,8 @@
 //	GET    /channels?prefix=/chat      the same for /chat and the channels below it
 //	GET    /history?channel=/a/b       the retained publications of /a/b and its position
 //	DELETE /history?channel=/a/b       delete the history of /a/b
+//	GET    /presence?channel=/a/b      {"channel","members":[{"clientId","user","info"},...]}: who is
+//	                                   subscribed to /a/b on every node (Config.Presence)
 //
 // With a cluster engine, /clients and /channels count the whole cluster (as
 // each node last reported, about a second ago); ?channel= lists the clients

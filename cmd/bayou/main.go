@@ -59,6 +59,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.Extensions, err = opts.extensions(log); err != nil {
 		return err
 	}
+	pres, err := opts.presence.extension(log)
+	if err != nil {
+		return err
+	}
+	var presenceAPI api.Presence
+	if pres != nil {
+		cfg.Extensions = append(cfg.Extensions, pres)
+		presenceAPI = pres
+	}
 	if opts.redisURL != "" {
 		engine, err := redis.New(ctx, redis.Config{URL: opts.redisURL, Namespace: opts.redisNamespace, Logger: log})
 		if err != nil {
@@ -79,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if opts.apiKey != "" {
 			keys = []string{opts.apiKey}
 		}
-		listeners = append(listeners, listener{name: "the HTTP API", addr: opts.apiAddr, path: "/", handler: api.New(srv, api.Config{Keys: keys, Logger: log})})
+		listeners = append(listeners, listener{name: "the HTTP API", addr: opts.apiAddr, path: "/", handler: api.New(srv, api.Config{Keys: keys, Presence: presenceAPI, Logger: log})})
 	}
 	if opts.pprofAddr != "" {
 		listeners = append(listeners, listener{name: "pprof", addr: opts.pprofAddr, path: "/debug/pprof/", handler: pprofHandler()})

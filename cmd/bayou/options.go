@@ -28,9 +28,10 @@ type options struct {
 	clientJS       string
 	logLevel       string
 
-	auth    authOptions
-	limits  limitOptions
-	history historyOptions
+	auth     authOptions
+	limits   limitOptions
+	history  historyOptions
+	presence presenceOptions
 
 	// acl holds the access rules of the config file ("acl"), nil when
 	// there are none.
@@ -100,6 +101,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	o.auth.register(fs)
 	o.limits.register(fs)
 	o.history.register(fs)
+	o.presence.register(fs)
 	fs.StringVar(&o.apiAddr, "api-addr", "", "address of the HTTP management API, host:port; empty disables it")
 	fs.StringVar(&o.apiKey, "api-key", "", "key that clients of the management API must present (without one, only loopback addresses are served)")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db) of a cluster of bayou nodes sharing channels and sessions; empty runs a single node in memory")
