@@ -140,9 +140,10 @@ export async function startBayouBinary({ timeout = 3, args = [] } = {}) {
   return { ...s, origin: u.origin, port: Number(u.port) };
 }
 
-// startChat starts the examples/chat binary on a free port.
-export async function startChat() {
-  return spawnServer(CHAT, ['-addr', '127.0.0.1:0', '-client-js', FAYE_BUNDLE, '-debug'], 'chat serving at', 'chat');
+// startChat starts the examples/chat binary on a free port, with extra
+// flags (such as -redis).
+export async function startChat({ args = [], name = 'chat' } = {}) {
+  return spawnServer(CHAT, ['-addr', '127.0.0.1:0', '-client-js', FAYE_BUNDLE, '-debug', ...args], 'chat serving at', name);
 }
 
 const TYPES = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.map': 'application/json' };

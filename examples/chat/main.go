@@ -2,10 +2,14 @@
 // used as a library and mounted on a gorilla/mux router next to the page.
 //
 // Every room is a channel, /chat/<room>; a message is {"nick","text"}
-// published by the browser's faye client. The server keeps a member count
-// per room: when a session subscribes to or leaves /chat/<room> it publishes
-// {"members": N} on /members/<room>, and a page that subscribes to
-// /members/<room> is sent the current count at once.
+// published by the browser's faye client. The presence extension
+// (extensions/presence) keeps the members of each room: the page
+// subscribes to /presence/chat/<room> and is sent the members, then their
+// joins and leaves. A tiny extension of this file records the nickname the
+// page sends with its subscribes, and presence shows it.
+//
+// With -redis, several chat servers share their rooms and members: run two
+// and open a page on each.
 //
 // Run it (see README.md):
 //
@@ -27,10 +31,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/mux"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
+	"github.com/bayou-pubsub/bayou/bayeux/redis"
+	"github.com/bayou-pubsub/bayou/channels"
+	"github.com/bayou-pubsub/bayou/extensions/presence"
 )
 
 //go:embed index.html
@@ -49,6 +57,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address (port 0 picks a free port)")
 	clientJS := flag.String("client-js", "", "faye's browser bundle (node_modules/faye/client/faye-browser-min.js); default: the first of "+strings.Join(bundleCandidates, ", ")+" that exists")
 	timeout := flag.Duration("timeout", 25*time.Second, "how long a /meta/connect is held")
+	redisURL := flag.String("redis", "", "Redis URL (redis://127.0.0.1:6379/0) shared by several chat servers; empty runs one in memory")
 	debug := flag.Bool("debug", false, "log every request")
 	flag.Parse()
 
@@ -58,38 +67,51 @@ func main() {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lv}))
 
-	script, err := findBundle(*clientJS)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "chat:", err)
-		os.Exit(2)
-	}
-
-	rooms := newRooms()
-	srv, err := bayeux.New(bayeux.Config{
-		Mount:        "/bayeux",
-		Timeout:      *timeout,
-		ClientScript: script,
-		Logger:       log,
-		Events: bayeux.Events{
-			// These run on the request's goroutine: they only note which
-			// room changed; the counts are published by rooms.run.
-			Subscribe: func(s *bayeux.Session, ch string) {
-				if room, ok := roomOf(ch, "/chat/"); ok {
-					rooms.changed(room)
-				} else if room, ok := roomOf(ch, "/members/"); ok {
-					rooms.welcome(s.ID(), room)
-				}
-			},
-			Unsubscribe: func(_ *bayeux.Session, ch string) {
-				if room, ok := roomOf(ch, "/chat/"); ok {
-					rooms.changed(room)
-				}
-			},
-		},
-	})
-	if err != nil {
+	if err := run(*addr, *clientJS, *timeout, *redisURL, log); err != nil {
 		fmt.Fprintln(os.Stderr, "chat:", err)
 		os.Exit(1)
+	}
+}
+
+// run serves the chat until SIGINT or SIGTERM.
+func run(addr, clientJS string, timeout time.Duration, redisURL string, log *slog.Logger) error {
+	script, err := findBundle(clientJS)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	// Who is in which room: the members of /chat/<room> show the nickname
+	// their page last sent.
+	members, err := presence.New(presence.Config{
+		Channels: []string{"/chat/*"},
+		Info: func(s *bayeux.Session, _ string) any {
+			n, _ := s.Get("nick")
+			return map[string]any{"nick": n}
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	cfg := bayeux.Config{
+		Mount:        "/bayeux",
+		Timeout:      timeout,
+		ClientScript: script,
+		Logger:       log,
+		Extensions:   []bayeux.Extension{nicknames{}, members},
+	}
+	if redisURL != "" {
+		engine, err := redis.New(ctx, redis.Config{URL: redisURL, Namespace: "chat", Logger: log})
+		if err != nil {
+			return err
+		}
+		cfg.Engine = engine // presence keeps its members in Redis too
+	}
+	srv, err := bayeux.New(cfg)
+	if err != nil {
+		return err
 	}
 
 	r := mux.NewRouter()
@@ -100,16 +122,12 @@ func main() {
 		_, _ = w.Write(indexHTML)
 	})
 
-	ln, err := net.Listen("tcp", *addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "chat:", err)
-		os.Exit(1)
+		_ = srv.Shutdown(context.Background())
+		return err
 	}
 	hs := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go rooms.run(ctx, srv, log)
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("serve", "err", err)
@@ -122,17 +140,22 @@ func main() {
 	drain, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(drain)
-	_ = hs.Shutdown(drain)
+	return hs.Shutdown(drain)
 }
 
-// roomOf returns the room of a channel such as /chat/lobby; wildcard
-// subscriptions (/chat/*) and deeper channels are not rooms.
-func roomOf(channel, prefix string) (string, bool) {
-	room, ok := strings.CutPrefix(channel, prefix)
-	if !ok || room == "" || strings.ContainsAny(room, "/*") {
-		return "", false
+// nicknames keeps the nickname a page sends in the ext of its subscribes
+// ({"nick": "ana"}) on its session, for presence to show.
+type nicknames struct{ bayeux.NopExtension }
+
+// Incoming records ext.nick of a subscribe.
+func (nicknames) Incoming(_ context.Context, m *bayeux.Message) {
+	if m.Channel != channels.MetaSubscribe || m.Session == nil {
+		return
 	}
-	return room, true
+	if n := strings.TrimSpace(m.ExtString("nick")); n != "" && utf8.RuneCountInString(n) <= 24 {
+		m.Session.Set("nick", n)
+	}
+	m.DeleteExt("nick")
 }
 
 // findBundle returns the faye browser bundle to serve.
@@ -150,68 +173,4 @@ func findBundle(flagValue string) (string, error) {
 	}
 	return "", errors.New("faye's browser bundle was not found: run `npm install faye@1.4.3` in this directory, " +
 		"or pass -client-js PATH/TO/node_modules/faye/client/faye-browser-min.js")
-}
-
-// rooms publishes member counts. Events only post to its channels, so a
-// request never waits for a publish, and a burst of joins to one room is
-// coalesced into one count.
-type rooms struct {
-	dirty chan string
-	greet chan welcome
-}
-
-type welcome struct{ clientID, room string }
-
-func newRooms() *rooms {
-	return &rooms{dirty: make(chan string, 1024), greet: make(chan welcome, 1024)}
-}
-
-// changed notes that the members of room changed.
-func (rs *rooms) changed(room string) {
-	select {
-	case rs.dirty <- room:
-	default: // full: counts are published often enough that one may be skipped
-	}
-}
-
-// welcome asks for the current count of room to be sent to one client.
-func (rs *rooms) welcome(clientID, room string) {
-	select {
-	case rs.greet <- welcome{clientID, room}:
-	default:
-	}
-}
-
-type count struct {
-	Members int `json:"members"`
-}
-
-func (rs *rooms) run(ctx context.Context, srv *bayeux.Server, log *slog.Logger) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case room := <-rs.dirty:
-			pending := map[string]bool{room: true}
-			for more := true; more; {
-				select {
-				case r := <-rs.dirty:
-					pending[r] = true
-				default:
-					more = false
-				}
-			}
-			for room := range pending {
-				n := srv.Subscribers("/chat/" + room)
-				if err := srv.Publish(ctx, "/members/"+room, count{n}); err != nil {
-					log.Warn("publishing member count", "room", room, "err", err)
-				}
-			}
-		case w := <-rs.greet:
-			n := srv.Subscribers("/chat/" + w.room)
-			if err := srv.Deliver(ctx, w.clientID, "/members/"+w.room, count{n}); err != nil {
-				log.Debug("sending member count", "room", w.room, "err", err)
-			}
-		}
-	}
 }

@@ -1,5 +1,8 @@
-// examples/chat: two browser pages chat in one room, see the member count
-// follow joins and leaves, and the suite saves screenshots of both.
+// examples/chat: two browser pages chat in one room, see the members (the
+// presence extension) follow joins and leaves, and the suite saves
+// screenshots of both. Then two chat servers share a Redis: pages on
+// different servers see each other, also after a page closes and after a
+// server is killed.
 //
 // CHAT_URL=http://127.0.0.1:8080/ runs the same test against a chat server
 // already running (started as its README says) instead of bin/chat.
@@ -7,6 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startChat, launchBrowser, screenshotsDir, parseLogLine, record, printSummary } from '../harness.mjs';
+import { startRedis } from '../../redis.mjs';
 
 let browser;
 before(async () => { browser = await launchBrowser(); });
@@ -26,7 +30,11 @@ async function openChat(url, nick, room) {
   return { page, context, errors };
 }
 
-const members = (p, n) => p.page.waitForFunction((want) => document.getElementById('members').textContent === String(want), n, { timeout: 8000 });
+const members = (p, n, timeout = 8000) => p.page.waitForFunction((want) => document.getElementById('members').textContent === String(want), n, { timeout });
+// people waits until the page's member list shows exactly these nicknames.
+const people = (p, nicks, timeout = 8000) => p.page.waitForFunction(
+  (want) => [...document.querySelectorAll('#people li')].map((li) => li.textContent).join(',') === want,
+  [...nicks].sort().join(','), { timeout });
 const lastMessage = (p) => p.page.evaluate(() => {
   const li = [...document.querySelectorAll('#messages li:not(.notice)')].pop();
   return li && { nick: li.querySelector('.nick').textContent, text: li.querySelector('.text').textContent, mine: li.classList.contains('mine') };
@@ -54,6 +62,8 @@ test('chat example: two pages chat in a room, with the member count', { timeout:
     bob = await openChat(chat.url, 'bob', room);
     await members(bob, 2);
     await members(alice, 2);
+    await people(alice, ['alice', 'bob']);
+    await people(bob, ['alice', 'bob']);
 
     await say(alice, 'Hi Bob!');
     await waitFor(bob, 'Hi Bob!');
@@ -100,5 +110,52 @@ test('chat example: two pages chat in a room, with the member count', { timeout:
     await alice?.context.close();
     await bob?.context.close();
     await chat.stop();
+  }
+});
+
+test('chat example on two servers sharing a Redis: members across servers, a page closing, a server killed', { timeout: 90_000 }, async (t) => {
+  if (process.env.CHAT_URL) {
+    t.skip('runs its own servers');
+    return;
+  }
+  const t0 = Date.now();
+  const redis = await startRedis();
+  const a = await startChat({ args: ['-redis', redis.url], name: 'chat-a' });
+  const b = await startChat({ args: ['-redis', redis.url], name: 'chat-b' });
+  const pages = [];
+  try {
+    const room = 'cluster';
+    const alice = await openChat(a.url, 'alice', room);
+    pages.push(alice);
+    const bob = await openChat(b.url, 'bob', room);
+    pages.push(bob);
+    await people(alice, ['alice', 'bob']);
+    await people(bob, ['alice', 'bob']);
+    await say(bob, 'from server b');
+    await waitFor(alice, 'from server b');
+
+    // Bob closes his tab: Alice, on the other server, sees him leave.
+    await bob.page.close({ runBeforeUnload: true });
+    await bob.context.close();
+    await people(alice, ['alice']);
+    await members(alice, 1);
+
+    // Carol comes on server b, which is then killed: she leaves Alice's
+    // list once server b's heartbeat has expired (10 s) and a sweep ran.
+    const carol = await openChat(b.url, 'carol', room);
+    pages.push(carol);
+    await people(alice, ['alice', 'carol']);
+    const killedAt = Date.now();
+    b.proc.kill('SIGKILL');
+    await people(alice, ['alice'], 30_000);
+    const tookMs = Date.now() - killedAt;
+    await members(alice, 1);
+    assert.deepEqual(alice.errors, []);
+    record('chat: two servers on Redis', Date.now() - t0, ['websocket'], `a killed server's member left after ${tookMs} ms`);
+  } finally {
+    for (const p of pages) await p.context.close().catch(() => {});
+    await a.stop();
+    await b.stop();
+    redis.stop();
   }
 });

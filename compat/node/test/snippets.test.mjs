@@ -26,6 +26,7 @@
 //       auth-config    a shell script that writes bayou.json and starts bayou
 //       auth-example   the faye client of examples/auth (its server and token)
 //       anonymous-publish, http-api, recovery-node: the curl / Node blocks
+//       presence-js    a faye block run against bayou --presence '/chat/*'
 //       publisher-*    the commands of examples/publisher, run in turn
 //                      (its Go commands and examples/auth are built with go)
 //     ```js blocks without a name run against a plain bayou.
@@ -84,7 +85,7 @@ const ALL = DOCS.flatMap((f) => blocksOf(path.join(ROOT, f)));
 const PUBLISHER = ['publisher-server', 'publisher-listen', 'publisher-publish', 'publisher-output', 'publisher-json',
   'publisher-stream', 'publisher-error'];
 const KNOWN = new Set(['commands', 'acl-config', 'auth-config', 'auth-example', 'anonymous-publish', 'http-api',
-  'recovery-node', ...PUBLISHER]);
+  'recovery-node', 'presence-js', ...PUBLISHER]);
 const named = (name) => ALL.filter((b) => b.name === name);
 const label = (b) => `${b.file}:${b.line} ${b.lang}${b.name ? ` (${b.name})` : ''}`;
 
@@ -311,7 +312,7 @@ describe('README snippets', { skip }, () => {
       if (b.name) assert.ok(KNOWN.has(b.name), `${label(b)}: unknown <!-- snippet: ${b.name} -->`);
     }
     for (const b of js) {
-      assert.ok(b.name === null || b.name === 'auth-example', `${label(b)}: no test runs this setup`);
+      assert.ok(b.name === null || b.name === 'auth-example' || b.name === 'presence-js', `${label(b)}: no test runs this setup`);
       assert.ok(printsOf(b.code).length > 0, `${label(b)}: say what it prints with // prints: ...`);
       assert.ok(b.code.includes(DOC_ORIGIN), `${label(b)}: expected the URL ${DOC_ORIGIN}/bayeux`);
     }
@@ -335,6 +336,21 @@ describe('README snippets', { skip }, () => {
   for (const block of ALL.filter((b) => b.lang === 'js' && b.name === null)) {
     it(`${label(block)} prints what it says against bayou`, { timeout: 30_000 }, async () => {
       const server = await h.startServer();
+      try {
+        const run = runJs(block, [[DOC_ORIGIN, `http://127.0.0.1:${server.port}`]]);
+        for (const line of printsOf(block.code)) {
+          await waitRun(run, (r) => outputLines(r.stdout).includes(line), `the snippet to print: ${line}`);
+        }
+        await run.stop();
+      } finally {
+        await server.stop();
+      }
+    });
+  }
+
+  for (const block of named('presence-js')) {
+    it(`${label(block)} prints what it says against bayou --presence '/chat/*'`, { timeout: 30_000 }, async () => {
+      const server = await h.startServer({ args: ['--presence', '/chat/*'] });
       try {
         const run = runJs(block, [[DOC_ORIGIN, `http://127.0.0.1:${server.port}`]]);
         for (const line of printsOf(block.code)) {
