@@ -162,9 +162,8 @@ func (a *ACL) Incoming(_ context.Context, m *bayeux.Message) {
 				continue // never broadcast; the server answers these itself
 			}
 			if !a.CanSubscribe(id, ch) {
-				m.Error = refusal(id)
+				m.RejectChannel(ch, refusal(id)) // the other channels may pass
 				a.log.Debug("acl: subscribe refused", "clientId", m.ClientID, "subscription", ch)
-				return
 			}
 		}
 	case channels.IsMeta(m.Channel):

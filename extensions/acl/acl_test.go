@@ -237,3 +237,13 @@ func TestNewErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPartialSubscribe: a subscribe naming allowed and refused channels is
+// refused the refused ones only.
+func TestPartialSubscribe(t *testing.T) {
+	a := newACL(t, Config{Rules: testRules})
+	ts := testserver.New(t, bayeux.Config{Extensions: []bayeux.Extension{a}})
+	c := ts.Connect(t, "")
+	ts.Session(c).SetIdentity(u1)
+	ts.WantPartialSubscribe(t, c, []string{"/users/u1/x", "/news/today"}, map[string]string{"/users/u2/x": ErrForbidden})
+}

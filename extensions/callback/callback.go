@@ -179,10 +179,15 @@ func (c *Callback) Incoming(ctx context.Context, m *bayeux.Message) {
 		req.Subscription = sub
 		a := c.answer(ctx, &req)
 		if !a.Allow {
-			m.Error = a.Error
-			if m.Error == "" {
-				m.Error = ErrForbidden
+			refusal := a.Error
+			if refusal == "" {
+				refusal = ErrForbidden
 			}
+			if typ == "subscribe" {
+				m.RejectChannel(sub, refusal) // the other channels may pass
+				continue
+			}
+			m.Error = refusal
 			m.Final = a.Final && typ == "handshake"
 			return
 		}

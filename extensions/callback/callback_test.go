@@ -151,9 +151,12 @@ func TestDecisions(t *testing.T) {
 			t.Errorf("%s %s: %s", tt.op, tt.channel, r.Raw)
 		}
 	}
-	// A subscribe naming several channels stops at the first refusal.
+	// A subscribe naming several channels is refused the refused channels
+	// only: the reply fails, says which, and the others are subscribed.
 	r := ts.Post(t, `{"channel":"/meta/subscribe","clientId":"`+u1+`","subscription":["/public/a","/users/u2/x","/public/b"]}`)
-	if r.Get("0.error").String() != "403::Not yours" || ts.Subscribers("/public/a") != 0 {
+	if r.Get("0.error").String() != "403::Not yours" || r.Get("0.successful").Bool() ||
+		r.Get(`0.ext.rejected.\/users\/u2\/x`).String() != "403::Not yours" ||
+		ts.Subscribers("/public/a") != 1 || ts.Subscribers("/public/b") != 1 || ts.Subscribers("/users/u2/x") != 0 {
 		t.Errorf("multi-channel subscribe: %s", r.Raw)
 	}
 	// The server's own publishes are not sent to the back end.

@@ -272,9 +272,8 @@ func (a *Auth) Incoming(_ context.Context, m *bayeux.Message) {
 	case m.Channel == channels.MetaSubscribe:
 		for _, ch := range m.Subscriptions() {
 			if !a.maySubscribe(g, ch) {
-				m.Error = ErrChannelNotAllowed
+				m.RejectChannel(ch, ErrChannelNotAllowed) // the other channels may pass
 				a.log.Debug("jwtauth: subscribe refused", "clientId", m.ClientID, "subscription", ch)
-				return
 			}
 		}
 	case channels.IsMeta(m.Channel), m.FromServer():

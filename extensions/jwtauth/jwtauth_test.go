@@ -376,3 +376,12 @@ func TestGrantsForgotten(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestPartialSubscribe: a subscribe naming allowed and refused channels is
+// refused the refused ones only.
+func TestPartialSubscribe(t *testing.T) {
+	clk := newClock()
+	ts, _ := newServer(t, Config{Now: clk.Now})
+	u1 := ts.Connect(t, testserver.Ext("token", sign(t, user(clk, "u1", "/users/{sub}/**"))))
+	ts.WantPartialSubscribe(t, u1, []string{"/users/u1/x"}, map[string]string{"/users/u2/x": ErrChannelNotAllowed})
+}

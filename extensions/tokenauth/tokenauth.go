@@ -183,9 +183,8 @@ func (a *Auth) Incoming(_ context.Context, m *bayeux.Message) {
 		}
 		for _, ch := range m.Subscriptions() {
 			if a.Protected(ch) {
-				m.Error = ErrForbidden
+				m.RejectChannel(ch, ErrForbidden) // the other channels may pass
 				a.log.Debug("tokenauth: subscribe refused", "clientId", m.ClientID, "subscription", ch)
-				return
 			}
 		}
 	default:

@@ -215,3 +215,11 @@ func unwrapAll(err error) error {
 		err = u.Unwrap()
 	}
 }
+
+// TestPartialSubscribe: a subscribe naming protected and public channels
+// is refused the protected ones only.
+func TestPartialSubscribe(t *testing.T) {
+	ts := newServer(t, Config{Secret: "s3cret", Protect: []string{"/private/**"}})
+	anon := ts.Connect(t, "")
+	ts.WantPartialSubscribe(t, anon, []string{"/public/a", "/public/b"}, map[string]string{"/private/x": ErrForbidden, "/**": ErrForbidden})
+}

@@ -4,8 +4,11 @@
 package testserver
 
 import (
+	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -118,4 +121,34 @@ func Channels(msgs []gjson.Result) string {
 		cs = append(cs, m.Get("channel").String())
 	}
 	return strings.Join(cs, " ")
+}
+
+// WantPartialSubscribe subscribes id to the channels of allowed and of
+// refused (channel -> error) in one message, and checks that only the
+// refused ones were refused, each with its error in the reply's
+// ext.rejected, and that the allowed ones were subscribed.
+func (s *Server) WantPartialSubscribe(t testing.TB, id string, allowed []string, refused map[string]string) {
+	t.Helper()
+	all := slices.Clone(allowed)
+	for ch := range refused {
+		all = append(all, ch)
+	}
+	subs, _ := json.Marshal(all)
+	r := s.Post(t, `{"channel":"/meta/subscribe","clientId":"`+id+`","subscription":`+string(subs)+`}`).Get("0")
+	if r.Get("successful").Bool() != (len(refused) == 0) {
+		t.Errorf("subscribe %s: %s", subs, r.Raw)
+	}
+	got := map[string]string{}
+	r.Get("ext.rejected").ForEach(func(k, v gjson.Result) bool {
+		got[k.String()] = v.String()
+		return true
+	})
+	if !maps.Equal(got, refused) && !(len(got) == 0 && len(refused) == 0) {
+		t.Errorf("subscribe %s: refused %v, want %v (%s)", subs, got, refused, r.Raw)
+	}
+	for _, ch := range allowed {
+		if !s.Session(id).Subscribed(ch) {
+			t.Errorf("subscribe %s: %s not subscribed (%s)", subs, ch, r.Raw)
+		}
+	}
 }
