@@ -318,7 +318,7 @@ func (s *Session) shut(why EndReason, slowReply func(id string) []byte) (subs []
 		return nil, false
 	}
 	s.closed = true
-	subs, s.subs = s.subs, nil
+	subs = s.subs.take()
 	s.queue, s.spare, s.queued = nil, nil, 0
 	p, st, h := s.poll, s.stream, s.held
 	s.poll, s.stream, s.held = nil, nil, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math"
-	"slices"
 	"strconv"
 
 	"github.com/tidwall/gjson"
@@ -220,7 +219,7 @@ func (s *Session) beginRecovery(ch string) (began, again bool) {
 	if s.closed || s.recovering[ch] != nil {
 		return false, false
 	}
-	if slices.Contains(s.subs, ch) {
+	if s.subs.has(ch) {
 		return false, true
 	}
 	if s.recovering == nil {

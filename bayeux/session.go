@@ -35,7 +35,7 @@ type Session struct {
 	stream stream   // bound WebSocket or EventSource stream
 	poll   *poll    // held long-poll /meta/connect
 	held   *held    // held /meta/connect on the bound WebSocket
-	subs   []string // the session's channels and patterns: few, so a slice
+	subs   subSet   // the session's channels and patterns
 
 	// recovering holds back live publications of the channels being
 	// replayed (see subscribeReplay); nil when none is.
@@ -141,7 +141,7 @@ func (s *Session) Get(key string) (any, bool) {
 func (s *Session) Subscriptions() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.subs)
+	return slices.Clone(s.subs.list)
 }
 
 // Subscribed reports whether the session subscribes to pattern (a channel
@@ -149,7 +149,7 @@ func (s *Session) Subscriptions() []string {
 func (s *Session) Subscribed(pattern string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Contains(s.subs, pattern)
+	return s.subs.has(pattern)
 }
 
 // addSubscription records pattern as a subscription of the session. It
@@ -159,12 +159,12 @@ func (s *Session) addSubscription(pattern string, max int) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
-	case s.closed || slices.Contains(s.subs, pattern):
+	case s.closed || s.subs.has(pattern):
 		return false, nil
-	case len(s.subs) >= max:
+	case s.subs.len() >= max:
 		return false, errTooManySubs
 	}
-	s.subs = append(s.subs, pattern)
+	s.subs.add(pattern)
 	return true, nil
 }
 
@@ -172,12 +172,10 @@ func (s *Session) addSubscription(pattern string, max int) (bool, error) {
 func (s *Session) removeSubscription(pattern string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i := slices.Index(s.subs, pattern)
-	if i < 0 {
+	if !s.subs.remove(pattern) {
 		return false
 	}
 	delete(s.replayed, pattern)
-	s.subs = slices.Delete(s.subs, i, i+1)
 	return true
 }
 
