@@ -229,10 +229,93 @@ function cases(getNodes, gc) {
   });
 }
 
+// ---------------------------------------------------------------------------
+// The blocks of examples/notify/README.md marked <!-- snippet: notify -->,
+// run in order as written, in a directory holding client.mjs (the README
+// says "from this directory"). Stand-ins: `go run .` runs the binary built
+// here on a free port (the README's http://127.0.0.1:8000 becomes it), and
+// `npm ci` is answered by the node_modules linked there. A `prints: X` in a
+// block's comments is a line some process of the README prints (bob's
+// client prints ana's notification); `# {...}` lines after a command are
+// what that command prints.
+
+const DOC_ORIGIN = 'http://127.0.0.1:8000';
+
+/** The fenced blocks of a Markdown file marked <!-- snippet: name -->. */
+function markedBlocks(file, name) {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const out = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i].trim() !== `<!-- snippet: ${name} -->`) continue;
+    assert.match(lines[i + 1] || '', /^```sh$/, `${file}:${i + 2}: a sh block after the marker`);
+    let end = i + 2;
+    while (end < lines.length && lines[end] !== '```') end++;
+    out.push(lines.slice(i + 2, end));
+    i = end;
+  }
+  return out;
+}
+
+/** The commands of a block, each with the lines it prints and its JSON output. */
+function stepsOf(lines) {
+  const steps = [];
+  for (const line of lines) {
+    const printed = /#.*?\bprints:\s*(.+?)\s*$/.exec(line);
+    if (!/^\s*#/.test(line) && line.trim() !== '') steps.push({ cmd: line, prints: [], json: [] });
+    const cur = steps[steps.length - 1];
+    if (printed) cur.prints.push(printed[1]);
+    else if (/^#\s*[[{]/.test(line)) cur.json.push(line.replace(/^#\s*/, ''));
+  }
+  return steps;
+}
+
+const PRELUDE = `
+go() {
+  [ "$1 $2" = "run ." ] || { echo "guide test: no stand-in for: go $*" >&2; return 127; }
+  shift 2; exec "$NOTIFY_BIN" "$@" -addr "127.0.0.1:$PORT" -timeout 3s
+}
+npm() {
+  [ "$*" = ci ] && [ -d node_modules/faye ] && return 0
+  echo "guide test: no stand-in for: npm $*" >&2; return 127
+}
+`;
+
 describe('the guide\'s example extension (examples/notify)', { skip, timeout: 300_000 }, () => {
   let bin;
   let gc;
   before(async () => { [bin, gc] = await Promise.all([build(), guideClient()]); }, { timeout: 250_000 });
+
+  it('the README\'s commands print what it says', { timeout: 60_000 }, async () => {
+    const blocks = markedBlocks(path.join(ROOT, 'examples/notify/README.md'), 'notify');
+    assert.ok(blocks.length >= 4, `the README's marked blocks: ${blocks.length}`);
+    const port = await h.freePort();
+    const origin = `http://127.0.0.1:${port}`;
+    const runs = [];
+    const everything = () => runs.map((r) => r.out).join('\n').split('\n').map((l) => l.trim());
+    try {
+      for (const step of blocks.flatMap(stepsOf)) {
+        const cmd = step.cmd.replaceAll(DOC_ORIGIN, origin);
+        const child = spawn('bash', ['-c', `${PRELUDE}\n${cmd}`], {
+          cwd: path.join(tmp, 'client'), detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+          env: { ...process.env, NOTIFY_BIN: bin, PORT: String(port), PATH: `${path.dirname(process.execPath)}:${process.env.PATH}` },
+        });
+        const run = { child, out: '', stdout: '', exited: false, cmd };
+        child.stdout.on('data', (c) => { run.out += c; run.stdout += c; });
+        child.stderr.on('data', (c) => { run.out += c; });
+        child.once('close', () => { run.exited = true; });
+        runs.push(run);
+        const prints = step.prints.map((p) => p.replaceAll(DOC_ORIGIN, origin));
+        await h.waitUntil(() => prints.every((p) => everything().includes(p)) &&
+          (step.json.length === 0 || (run.exited && run.stdout.trim().split('\n').join('\n') === step.json.join('\n'))),
+        15_000, () => `${cmd}: to print ${h.short([...prints, ...step.json])}; the README's processes printed:\n` +
+          runs.map((r) => `$ ${r.cmd}\n${r.out}`).join('\n'));
+      }
+    } finally {
+      for (const r of runs) {
+        if (!r.exited) { try { process.kill(-r.child.pid, 'SIGKILL'); } catch { /* gone */ } }
+      }
+    }
+  });
 
   describe('on one node', () => {
     const nodes = [];
