@@ -22,12 +22,15 @@ const (
 	usersChannels = "/users/**"
 )
 
+// guide:begin errors
 // The errors the extension refuses a handshake with. faye's client parses
 // "<code>::<text>" into {code, message}.
 const (
 	errTokenRequired = "401::Token required"
 	errInvalidToken  = "401::Invalid token"
 )
+
+// guide:end errors
 
 // sentKey is the session attribute counting the notifications a session
 // sent (see notifier.send).

@@ -76,15 +76,16 @@ export function serviceCalls(client, ms = 10_000) {
   });
   return (channel, data) => new Promise((resolve, reject) => {
     const body = { ...data }; // a fresh object: the key of this call
-    const timer = setTimeout(() => reject(new Error(`no answer on ${channel} in ${ms} ms`)), ms);
-    calls.set(body, {
+    const call = {
       settle(ok, value) {
         clearTimeout(timer);
-        for (const [id, c] of byId) if (c === this) byId.delete(id);
+        for (const [id, c] of byId) if (c === call) byId.delete(id);
         if (ok) resolve(value);
         else reject(new Error(String(value)));
       },
-    });
+    };
+    const timer = setTimeout(() => call.settle(false, `no answer on ${channel} in ${ms} ms`), ms);
+    calls.set(body, call);
     client.publish(channel, body);
   });
 }
