@@ -252,7 +252,7 @@ func TestNotifyEndpoint(t *testing.T) {
 		{http.MethodPost, "Bearer wrong", `{"user":"bob","text":"x"}`, http.StatusUnauthorized, ""},
 		{http.MethodPost, "Bearer " + demoKey, `{"user":"bob"`, http.StatusBadRequest, ""},
 		{http.MethodPost, "Bearer " + demoKey, `{"user":"a/b","text":"x"}`, http.StatusBadRequest, ""},
-		{http.MethodPost, "Bearer " + demoKey, strings.Repeat(" ", 5*maxText), http.StatusBadRequest, ""},
+		{http.MethodPost, "Bearer " + demoKey, strings.Repeat(" ", 9*maxText), http.StatusBadRequest, ""},
 	}
 	for _, tt := range tests {
 		req, err := http.NewRequest(tt.method, base+"/notify", strings.NewReader(tt.body))

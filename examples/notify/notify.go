@@ -63,8 +63,8 @@ func (nt *notifier) serve(ctx context.Context, m *bayeux.Message) (any, error) {
 	if json.Unmarshal([]byte(m.Data), &req) != nil || !validUser.MatchString(req.To) || len(req.Text) > maxText {
 		return nil, errors.New(`expected {"to": user, "text": text}`)
 	}
-	sent, _ := m.Session.Get(sentKey) // set at handshake
-	if sent.(*atomic.Int64).Add(1) > nt.maxSends {
+	v, _ := m.Session.Get(sentKey) // set at handshake
+	if sent, ok := v.(*atomic.Int64); !ok || sent.Add(1) > nt.maxSends {
 		return nil, errors.New("too many notifications from this session")
 	}
 	online, err := nt.notify(ctx, req.To, notification{From: from, Text: req.Text})
@@ -92,7 +92,7 @@ func (nt *notifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct{ User, Text string }
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4*maxText)).Decode(&req); err != nil ||
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8*maxText)).Decode(&req); err != nil ||
 		!validUser.MatchString(req.User) || len(req.Text) > maxText {
 		http.Error(w, `expected {"user": user, "text": text}`, http.StatusBadRequest)
 		return
