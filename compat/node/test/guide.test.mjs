@@ -164,6 +164,35 @@ function cases(getNodes, gc) {
         assert.deepEqual(own.inbox.items.map((m) => m.data.n), [1, 3]);
       });
 
+      it('faye\'s core cases hold through the extension: wildcards, one copy per client, unicode and 256 KiB', { timeout: 30_000 }, async (t) => {
+        const ana = userClient(t, 'ana-token', tr);
+        const bob = userClient(t, 'bob-token', tr);
+        await connectAll(ana, bob);
+        const root = `/chat/${h.uniqueName('core')}`;
+        const star = await h.fayeSubscribe(ana, `${root}/*`);
+        const exact = await h.fayeSubscribe(ana, `${root}/b`); // ana holds /*, and /b: one copy each
+        const stars = await h.fayeSubscribe(bob, `${root}/**`);
+        for (const c of [ana, bob]) await h.waitFayeTransport(c, tr.name);
+
+        await h.fayePublish(bob, `${root}/b`, { n: 1 });
+        await h.fayePublish(bob, `${root}/b/c`, { n: 2 });
+        const unicode = { text: 'café – 😀 \u2028 "quotes" \\ \u0000', 'ключ': 'значение' };
+        await h.fayePublish(ana, `${root}/b`, unicode);
+        const big = 'abcdefghij0123456789é😀'.repeat(12_000).slice(0, 256 * 1024 - 1);
+        await h.fayePublish(ana, `${root}/b/c`, { big }, 10_000);
+
+        await stars.inbox.waitCount(() => true, 4, 10_000, `${root}/** to get all 4`);
+        await star.inbox.waitCount(() => true, 2, 8000, `${root}/* to get the 2 on ${root}/b`);
+        await h.fayePublish(bob, `${root}/b`, 'fence'); // ana's copies of the earlier messages are in before it
+        await star.inbox.waitFor((m) => m.data === 'fence', 8000, 'the fence');
+        const got = (c) => h.deliveries(c, root).map((m) => m.channel);
+        assert.deepEqual(got(ana), [`${root}/b`, `${root}/b`, `${root}/b`], 'ana: one copy of each /b message, no /b/c');
+        assert.deepEqual(got(bob).slice(0, 4), [`${root}/b`, `${root}/b/c`, `${root}/b`, `${root}/b/c`]);
+        assert.deepEqual(exact.inbox.items.map((m) => m.data), [{ n: 1 }, unicode, 'fence']);
+        assert.deepEqual(stars.inbox.items[2].data, unicode, 'unicode arrives unchanged');
+        assert.ok(stars.inbox.items[3].data.big === big, 'the 256 KiB string arrives byte for byte');
+      });
+
       it('a publisher\'s ext does not reach subscribers', { timeout: 30_000 }, async (t) => {
         const ana = userClient(t, 'ana-token', tr);
         const bob = userClient(t, 'bob-token', tr);
