@@ -29,6 +29,7 @@
 //       presence-js    a faye block run against bayou --presence '/chat/*'
 //       publisher-*    the commands of examples/publisher, run in turn
 //                      (its Go commands and examples/auth are built with go)
+//       notify         examples/notify's, run by guide.test.mjs
 //     ```js blocks without a name run against a plain bayou.
 // Blocks not run: Go fragments (they contain `...`), the HTML page, the
 // commands that install (`make build`, `go install`, `npm ci`), need Redis
@@ -84,8 +85,9 @@ const DOCS = ['README.md', ...fs.readdirSync(path.join(ROOT, 'examples'))
 const ALL = DOCS.flatMap((f) => blocksOf(path.join(ROOT, f)));
 const PUBLISHER = ['publisher-server', 'publisher-listen', 'publisher-publish', 'publisher-output', 'publisher-json',
   'publisher-stream', 'publisher-error'];
+// notify: the blocks of examples/notify/README.md, which guide.test.mjs runs.
 const KNOWN = new Set(['commands', 'acl-config', 'auth-config', 'auth-example', 'anonymous-publish', 'http-api',
-  'recovery-node', 'presence-js', ...PUBLISHER]);
+  'recovery-node', 'presence-js', 'notify', ...PUBLISHER]);
 const named = (name) => ALL.filter((b) => b.name === name);
 const label = (b) => `${b.file}:${b.line} ${b.lang}${b.name ? ` (${b.name})` : ''}`;
 
