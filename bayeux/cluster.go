@@ -346,7 +346,7 @@ func (c *wsConn) forwardFrame(owner string, frame []byte) error {
 	c.remoteMu.Lock()
 	delete(c.owners, owner) // so that watchOwners leaves the socket alone
 	c.remoteMu.Unlock()
-	c.handleFrame(frame)
+	c.handleFrame(frame, nil)
 	return nil
 }
 
@@ -488,7 +488,7 @@ func (s *Server) ownerGone(node string) {
 			return true
 		}
 		if frame := l.takeConnect(node); frame != nil {
-			s.crew.spawn(func() { ws.handleFrame(frame) })
+			s.crew.spawn(func() { ws.handleFrame(frame, nil) })
 		} else {
 			s.crew.spawn(func() { ws.close(closeGoingAway, "session owner gone") })
 		}

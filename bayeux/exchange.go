@@ -32,6 +32,8 @@ type exchange struct {
 	closeAfter bool
 	// handshakes counts the batch's handshakes: one is allowed.
 	handshakes int
+	// meta is set when the batch has a message on a /meta channel.
+	meta bool
 	// after runs once the replies are on their way (see finish): replays
 	// queue their messages there.
 	after []func()
@@ -50,6 +52,13 @@ func (x *exchange) finish() {
 		f()
 	}
 	x.after = nil
+}
+
+// publishesOnly reports whether the batch held publishes only, with
+// nothing waiting for its replies: their replies may wait for those of
+// the next batches of the socket.
+func (x *exchange) publishesOnly() bool {
+	return !x.meta && x.connect == nil && !x.closeAfter && len(x.after) == 0
 }
 
 // pendingConnect is a successful /meta/connect not yet answered.
@@ -99,6 +108,9 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 	}
 	if m.invalid == "" {
 		m.invalid = s.lim.channelError(m.Channel)
+	}
+	if channels.IsMeta(m.Channel) {
+		x.meta = true
 	}
 	if m.invalid != "" {
 		return x.refuse(m, m.invalid, nil)

@@ -129,23 +129,41 @@ func (c *wsConn) startReading() {
 // time, in order.
 func (c *wsConn) read() {
 	defer c.srv.crew.leave()
-	err := c.wc.WaitReadable()
-	var data []byte
-	if err == nil {
-		_, data, err = c.conn.ReadMessage()
-	}
-	if err != nil {
-		if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
-			c.srv.log.Debug("websocket read ended", "remote", c.remote, "err", err)
+	var held [][]byte // replies to publishes, written once no frame waits
+	for {
+		err := c.wc.WaitReadable()
+		var data []byte
+		if err == nil {
+			_, data, err = c.conn.ReadMessage()
 		}
-		c.close(closeAbnormal, "")
-		return
+		if err != nil {
+			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+				c.srv.log.Debug("websocket read ended", "remote", c.remote, "err", err)
+			}
+			c.close(closeAbnormal, "")
+			return
+		}
+		c.lastRead.Store(time.Now().UnixNano())
+		_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
+		var ok bool
+		if held, ok = c.handleFrame(data, held); !ok {
+			return
+		}
+		// A frame read ahead is handled on this goroutine, whose stack
+		// has grown to what handling takes; the replies to a run of
+		// publishes go out together, in one write.
+		if !c.wc.Pending() || len(held) >= maxHeldReplies {
+			if err := c.write(held...); err != nil {
+				return
+			}
+			held = held[:0]
+		}
+		if !c.wc.Pending() {
+			break
+		}
 	}
-	c.lastRead.Store(time.Now().UnixNano())
-	_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
-	if !c.handleFrame(data) {
-		return
-	}
+	// Nothing read ahead: wait for the next frame on a new goroutine, whose
+	// stack starts small again (an idle socket costs little).
 	if c.srv.crew.enter() {
 		go c.read()
 	} else {
@@ -153,34 +171,49 @@ func (c *wsConn) read() {
 	}
 }
 
-// handleFrame processes one frame and writes its replies. It reports false
+// maxHeldReplies bounds the replies a socket holds back while frames of
+// publishes keep arriving (see read).
+const maxHeldReplies = 64
+
+// handleFrame processes one frame and writes its replies, after held (the
+// replies of earlier frames not yet written). When the frame held only
+// publishes and another frame is already read ahead, its replies are
+// returned with held instead, to be written with the next ones; the
+// replies of any other frame are written at once, so that, say, a
+// subscribe's reply precedes the messages of its channel. It reports false
 // when the socket must stop reading.
-func (c *wsConn) handleFrame(data []byte) bool {
+func (c *wsConn) handleFrame(data []byte, held [][]byte) ([][]byte, bool) {
 	s := c.srv
 	msgs, err := s.lim.parseBatch(data)
 	if errors.Is(err, errTooMany) {
 		s.log.Debug("closing a websocket: batch too large", "remote", c.remote, "limit", s.lim.batch)
 		c.close(closePolicy, fmt.Sprintf("more than %d messages in one frame", s.lim.batch))
-		return false
+		return held, false
 	}
 	if err != nil {
 		s.log.Debug("ignoring an unparseable websocket frame", "remote", c.remote, "bytes", len(data), "err", err)
-		return true
+		return held, true
 	}
 	if len(msgs) == 0 {
-		return true // an empty [] keep-alive
+		return held, true // an empty [] keep-alive
 	}
 	owner, err := s.ownerElsewhere(s.ctx, msgs)
+	if owner != "" && len(held) > 0 { // the owner answers after the replies held here
+		if err := c.write(held...); err != nil {
+			return held[:0], false
+		}
+		held = held[:0]
+	}
 	if err != nil {
 		// The client gets no reply and retries after its own timeout.
 		s.log.Warn("cluster unavailable: dropping a frame", "err", err)
-		return true
+		return held, true
 	}
 	if owner != "" {
 		if err := c.forwardFrame(owner, data); err != nil {
 			s.log.Warn("cluster: forwarding a frame", "owner", owner, "err", err)
 		}
-		return true
+		return held, true
 	}
 	x := s.newExchange(s.ctx, c.req, &c.socket)
 	x.run(msgs)
@@ -188,16 +221,24 @@ func (c *wsConn) handleFrame(data []byte) bool {
 	if s.cluster != nil && c.sess.Load() != nil {
 		c.tellOwners() // the socket serves a session of this node now
 	}
+	if x.publishesOnly() && c.wc.Pending() {
+		x.finish()
+		return append(held, replies...), true
+	}
+	if len(held) > 0 {
+		replies = append(held, replies...)
+		held = held[:0]
+	}
 	err = c.write(replies...)
 	x.finish()
 	if err != nil {
-		return false
+		return held, false
 	}
 	if x.closeAfter {
 		c.close(closeNormal, "disconnected")
-		return false
+		return held, false
 	}
-	return true
+	return held, true
 }
 
 // writeFrames sends items as JSON-array frames.
