@@ -138,7 +138,7 @@ round() {
   say "round $r: fan-out, 1,000 WebSocket subscribers, 20 publishes/s (latency)"
   for s in yardstick bayou; do run_case "$r" fanout-20ps "$s" fanout --subs 1000 --pubs 1 --rate 20 "${LOAD[@]}"; done
   say "round $r: personal channels, 2,000 WebSocket subscribers, max rate"
-  for s in faye bayou "${BASE[@]}"; do run_case "$r" personal-2000 "$s" personal --subs 2000 "${LOAD[@]}"; done
+  for s in faye bayou "${BASE[@]}" yardstick; do run_case "$r" personal-2000 "$s" personal --subs 2000 "${LOAD[@]}"; done
   say "round $r: $IDLE_CLIENTS idle WebSocket clients"
   for s in faye bayou; do run_case "$r" idle-10k "$s" idle --clients "$IDLE_CLIENTS" --settle 5; done
 }

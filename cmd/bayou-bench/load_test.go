@@ -124,7 +124,8 @@ func TestReport(t *testing.T) {
 		mk(lblLatency, "bayou", round, Result{LatencyUS: Latency{P99: 1100}})
 		mk(lblLatency, "yardstick", round, Result{LatencyUS: Latency{P99: 1000}})
 		mk(lblPersonal, "faye", round, Result{DeliveredPerS: 10e3})
-		mk(lblPersonal, "bayou", round, Result{DeliveredPerS: 30e3})
+		mk(lblPersonal, "bayou", round, Result{DeliveredPerS: 30e3, LatencyUS: Latency{P99: 2000}})
+		mk(lblPersonal, "yardstick", round, Result{DeliveredPerS: 40e3, LatencyUS: Latency{P99: 1000}})
 		mk(lblIdle, "faye", round, Result{RSSPerClientBytes: 13000, HandshakesPerS: 2000})
 		mk(lblIdle, "bayou", round, Result{RSSPerClientBytes: 9000, HandshakesPerS: 6000})
 	}
@@ -142,13 +143,15 @@ func TestReport(t *testing.T) {
 		"[PASS] fan-out 1,000 WS, max rate: bayou ≥ 70% of the yardstick",
 		"[FAIL] fan-out 20% long-polling",
 		"[PASS] fan-out at 20 publishes/s",
-		"[PASS] personal channels",
+		"[PASS] personal channels, 2,000 subscribers: bayou ≥ 2.5x faye",
+		"[FAIL] personal channels, 2,000 subscribers: bayou ≥ 0.95x the yardstick",
+		"[FAIL] personal channels, 2,000 subscribers: bayou p99 ≤ 1.5x the yardstick's",
 		"[FAIL] 10,000 idle WS clients: bayou ≤ 8 KiB",
 		"[PASS] 10,000 idle WS clients: bayou handshake",
 		"[PASS] fan-out 1,000 WS on a channel with history",
 		"bayou-history/bayou = 700.0k / 800.0k = 0.88x",
 		"16.00x",
-		"7 of 9 targets passed",
+		"7 of 11 targets passed",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q:\n%s", want, s)
