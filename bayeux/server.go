@@ -121,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("bayeux: starting engine: %w", err)
 	}
 	s.crew.spawn(s.collect)
+	s.crew.spawn(s.reclaim)
 	if cfg.Ping > 0 {
 		s.crew.spawn(s.pinger)
 	}

@@ -208,7 +208,8 @@ type sessionTable struct {
 		mu sync.RWMutex
 		m  map[string]*Session
 	}
-	count atomic.Int64
+	count   atomic.Int64
+	created atomic.Int64 // sessions ever added
 }
 
 func newSessionTable() *sessionTable {
@@ -241,6 +242,7 @@ func (t *sessionTable) add(s *Session) bool {
 	}
 	sh.m[s.id] = s
 	t.count.Add(1)
+	t.created.Add(1)
 	return true
 }
 

@@ -30,6 +30,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	logLevel := fs.String("log-level", "warn", "log level")
 	mutexFrac := fs.Int("mutex-profile-fraction", 0, "runtime.SetMutexProfileFraction (0: off)")
 	blockRate := fs.Int("block-profile-rate", 0, "runtime.SetBlockProfileRate in ns (0: off)")
+	memRate := fs.Int("mem-profile-rate", 0, "runtime.MemProfileRate: bytes between heap samples (1: every allocation, for exact sizes; 0: the default)")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
 	}
@@ -39,6 +40,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) (int
 	}
 	runtime.SetMutexProfileFraction(*mutexFrac)
 	runtime.SetBlockProfileRate(*blockRate)
+	if *memRate > 0 {
+		runtime.MemProfileRate = *memRate
+	}
 	cfg := bayeux.Config{
 		Mount:         *mount,
 		Timeout:       seconds(*timeout),
