@@ -63,8 +63,8 @@ if [ -f .dockerignore ]; then
 fi
 ignored() {
   local f=$1 p
+  # shellcheck disable=SC2053 # the patterns are globs on purpose
   for p in "${ignores[@]}"; do
-    # shellcheck disable=SC2053 # the pattern is a glob on purpose
     if [[ "$f" == $p || "$f" == $p/* ]]; then return 0; fi
     if [[ "$p" == '**/'* ]]; then
       local q=${p#'**/'}
@@ -118,8 +118,8 @@ for ins in "${instructions[@]}"; do
     stage=$((stage + 1))
     read -r image as name <<<"$rest"
     image=$(expand "$image")
-    stage_from[$stage]=$image
-    stage_name[$stage]=${name:-}
+    stage_from[stage]=$image
+    stage_name[stage]=${name:-}
     [ -z "$as" ] || [ "${as^^}" = AS ] || fail "FROM $rest: expected FROM IMAGE [AS NAME]"
     workdir=/
     env_vars=()
@@ -165,8 +165,9 @@ for ins in "${instructions[@]}"; do
       case "$keyword" in
       COPY)
         read -r from src dst extra <<<"$rest"
-        [ "$from" = "--from=${stage_name[0]}" ] && [ -z "${extra:-}" ] ||
+        if [ "$from" != "--from=${stage_name[0]}" ] || [ -n "${extra:-}" ]; then
           fail "final stage: expected COPY --from=${stage_name[0]} SRC DEST, got COPY $rest"
+        fi
         final_copy_src=$src final_copy_dst=$dst
         ;;
       USER) final_user=$rest ;;
@@ -202,8 +203,9 @@ uid=${final_user%%:*} gid=${final_user#*:}
 [ "$final_expose" = 8000 ] || fail "final stage: expected EXPOSE 8000, got '$final_expose'"
 mapfile -t entrypoint < <(json_array "$final_entrypoint")
 mapfile -t cmd < <(json_array "$final_cmd")
-[ "${#entrypoint[@]}" -eq 1 ] && [ "${entrypoint[0]}" = "$final_copy_dst" ] ||
+if [ "${#entrypoint[@]}" -ne 1 ] || [ "${entrypoint[0]}" != "$final_copy_dst" ]; then
   fail "ENTRYPOINT $final_entrypoint: expected [\"$final_copy_dst\"]"
+fi
 [ "${cmd[*]}" = "--addr :8000" ] || fail "CMD $final_cmd: expected [\"--addr\", \":8000\"]"
 
 # --- the binary the image would hold
