@@ -63,10 +63,16 @@ function supportsErrorLogFlag(bin) {
   return maj > 1 || min > 19 || (min === 19 && patch >= 5);
 }
 
+// nginx masters still running, told to stop if this process exits early
+// (SIGTERM: the master then stops its workers).
+const running = new Set();
+process.on('exit', () => { for (const c of running) c.kill('SIGTERM'); });
+
 /**
- * Runs nginx (daemon off, its own prefix in a temp dir, pid and logs there)
- * with `site` included in its http block, listening on `port`. Resolves once
- * the port accepts connections. Returns { port, stop(), logs() }.
+ * Runs nginx (daemon off, its own prefix in a temp dir with its pid file,
+ * temp files and access log; errors to stderr) with `site` included in its
+ * http block, listening on `port`. Resolves once the port accepts
+ * connections. Returns { port, stop(), logs() }.
  */
 async function startNginx(site, port) {
   const bin = nginxBinary();
@@ -92,7 +98,8 @@ async function startNginx(site, port) {
   const args = ['-p', `${prefix}/`, '-c', p('nginx.conf'), ...(supportsErrorLogFlag(bin) ? ['-e', 'stderr'] : [])];
   let output = '';
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise((r) => child.once('exit', (code, sig) => r({ code, sig })));
+  running.add(child);
+  const exited = new Promise((r) => child.once('exit', (code, sig) => { running.delete(child); r({ code, sig }); }));
   for (const s of [child.stdout, child.stderr]) s.setEncoding('utf8').on('data', (c) => { output += c; });
   const logs = () => {
     let access = '';
