@@ -291,6 +291,35 @@ describe('nginx in front of bayou, configured as deploy/nginx.conf', { skip }, (
     });
   });
 
+  describe('client_max_body_size against bayou --max-message-size (both 1 MiB)', () => {
+    const MiB = 1 << 20;
+    /** An anonymous publish whose JSON body is exactly `size` bytes. */
+    const publishOfSize = (channel, size) => {
+      const frame = (pad) => JSON.stringify([{ channel, data: { pad } }]);
+      return frame('x'.repeat(size - frame('').length));
+    };
+    let env;
+    before(async () => { env = await proxied(); }, { timeout: 30_000 });
+    after(async () => { if (env) await env.stop(); });
+    const cases = [
+      { name: 'a body of exactly 1 MiB reaches bayou and is published', size: MiB, status: 200 },
+      { name: 'one byte more: nginx answers 413, as bayou would', size: MiB + 1, status: 413 },
+    ];
+    for (const c of cases) {
+      it(c.name, { timeout: 30_000 }, async (t) => {
+        const ch = `/${h.uniqueName('nginxbody')}`;
+        const body = publishOfSize(ch, c.size);
+        assert.equal(Buffer.byteLength(body), c.size);
+        const r = await h.rawPost(env.url, body, 10_000);
+        assert.equal(r.status, c.status, r.body.slice(0, 300));
+        if (c.status === 200) assert.equal(r.json?.[0]?.successful, true, r.body.slice(0, 300));
+        else assert.match(r.body, /nginx/, 'the 413 comes from nginx, before bayou');
+        const direct = await h.rawPost(env.bayou.url, body, 10_000);
+        assert.equal(direct.status, c.status, `bayou itself: ${direct.body.slice(0, 300)}`);
+      });
+    }
+  });
+
   describe('proxy_read_timeout against bayou --timeout 5 (a held connect)', () => {
     const cases = [
       { name: 'as documented (60s): the connect comes back after --timeout', edit: undefined, status: 200 },
