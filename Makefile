@@ -28,3 +28,22 @@ bench-compare:
 .PHONY: fuzz
 fuzz:
 	FUZZTIME='$(FUZZTIME)' FUZZ_PARALLEL='$(FUZZ_PARALLEL)' ./scripts/fuzz.sh
+
+# Installs bin/bayou as $(DESTDIR)$(PREFIX)/bin/bayou and the systemd unit
+# deploy/bayou.service as $(DESTDIR)$(UNITDIR)/bayou.service, its ExecStart
+# set to $(PREFIX)/bin/bayou. DESTDIR stages the files for a package; PREFIX
+# defaults to /usr/local, whose lib/systemd/system systemd reads too. bin/bayou
+# is built first unless it is newer than every Go file, go.mod and go.sum
+# (make test builds it static, as the Dockerfile does).
+PREFIX ?= /usr/local
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+GO_SOURCES := $(shell find . -path ./compat/node/node_modules -prune -o -name '*.go' ! -name '*_test.go' -print)
+.PHONY: install
+install: bin/bayou
+	install -d '$(DESTDIR)$(PREFIX)/bin' '$(DESTDIR)$(UNITDIR)'
+	install -m 0755 bin/bayou '$(DESTDIR)$(PREFIX)/bin/bayou'
+	sed 's|^ExecStart=/usr/local/bin/bayou$$|ExecStart=$(PREFIX)/bin/bayou|' deploy/bayou.service >'$(DESTDIR)$(UNITDIR)/bayou.service'
+	chmod 0644 '$(DESTDIR)$(UNITDIR)/bayou.service'
+
+bin/bayou: $(GO_SOURCES) go.mod go.sum
+	go build -o bin/bayou ./cmd/bayou

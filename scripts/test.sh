@@ -31,9 +31,12 @@ step "npm packages for the compatibility suites"
 step "redis-server for the Redis engine's tests"
 ./scripts/redis-install.sh
 
-step "go build"
+step "nginx for the reverse-proxy test (compat/node/test/nginx.test.mjs)"
+./scripts/nginx-install.sh
+
+step "go build (static, as the Dockerfile builds it)"
 mkdir -p bin
-go build -o bin/bayou ./cmd/bayou
+./scripts/build-static.sh bin/bayou
 
 step "go test -race (unit tests and wire probes against the bayou binary)"
 go test -race -count=1 -timeout 15m ./...
@@ -43,6 +46,9 @@ FUZZTIME=${FUZZTIME:-20s} ./scripts/fuzz.sh
 
 step "faye and CometD Node clients against bayou"
 (cd compat/node && BAYOU_BIN="$PWD/../../bin/bayou" node --test --test-concurrency=2 test/)
+
+step "packaging: the Dockerfile's steps, make install, the systemd unit"
+./scripts/packaging-test.sh
 
 step "browser suite: faye and CometD browser clients in headless Chromium, and examples/chat"
 ./compat/browser/run.sh
