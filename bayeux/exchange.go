@@ -3,7 +3,9 @@ package bayeux
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -18,11 +20,15 @@ import (
 // left in connect for the transport to hold, and closeAfter asks a socket to
 // close.
 type exchange struct {
-	srv     *Server
-	ctx     context.Context
-	req     *http.Request // the HTTP request, or the WebSocket's upgrade request
-	via     stream        // the socket the batch arrived on; nil for HTTP
-	replies [][]byte      // encoded replies, in message order
+	srv *Server
+	ctx context.Context
+	req *http.Request // the HTTP request, or the WebSocket's upgrade request
+	via stream        // the socket the batch arrived on; nil for HTTP
+	// ip is the client's address (see ClientIP); client says there is
+	// one: the batch came from a client, not from the server itself.
+	ip      netip.Addr
+	client  bool
+	replies [][]byte // encoded replies, in message order
 
 	// connect is the batch's successful /meta/connect, which the transport
 	// holds until messages arrive or its hold time ends.
@@ -62,7 +68,13 @@ type pendingConnect struct {
 }
 
 func (s *Server) newExchange(ctx context.Context, r *http.Request, via stream) *exchange {
-	return &exchange{srv: s, ctx: ctx, req: r, via: via}
+	x := &exchange{srv: s, ctx: ctx, req: r, via: via}
+	if c, ok := via.(*socket); ok {
+		x.ip, x.client = c.ip, true
+	} else if r != nil {
+		x.ip, x.client = s.requestIP(r), true
+	}
+	return x
 }
 
 // run processes msgs in order.
@@ -95,6 +107,9 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 	if !x.inRun {
 		defer x.releaseHooks() // a server publish: a batch of one
 	}
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("message", "channel", clip(m.Channel), "clientId", clip(m.ClientID), "ip", logIP(x.ip), "fromServer", pub != nil)
+	}
 	if m.invalid == "" {
 		m.invalid = s.lim.channelError(m.Channel)
 	}
@@ -107,6 +122,7 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 			return x.refuse(m, msg, advice)
 		}
 		m.Session = s.allocSession()
+		m.Session.ip = x.ip
 	case m.ClientID != "":
 		m.Session = s.sessions.get(m.ClientID)
 	}
@@ -154,6 +170,7 @@ func (x *exchange) refuse(m *Message, msg string, advice *Advice) string {
 	if len(r.Channel) > x.srv.lim.chanLen {
 		r.Channel = clip(r.Channel)
 	}
+	x.srv.log.Debug("message refused", "channel", clip(m.Channel), "clientId", clip(m.ClientID), "ip", logIP(x.ip), "error", msg)
 	if advice == nil && (m.Channel == channels.MetaHandshake || m.Channel == channels.MetaConnect) {
 		r.Advice = x.srv.handshakeAdvice()
 	}
@@ -169,10 +186,10 @@ func (x *exchange) admitHandshake() (string, *Advice) {
 	if x.handshakes++; x.handshakes > 1 {
 		return errTooManyHandshakes, nil
 	}
-	if s.throttle == nil || x.req == nil {
+	if s.throttle == nil || !x.client {
 		return "", nil
 	}
-	if ok, wait := s.throttle.allowHandshake(s.throttle.clientAddr(x.req)); !ok {
+	if ok, wait := s.throttle.allowHandshake(limitAddr(x.ip)); !ok {
 		a := s.handshakeAdvice()
 		a.Interval = max(a.Interval, wait.Milliseconds()+1)
 		return errHandshakeRate, a
@@ -187,8 +204,8 @@ func (x *exchange) admitPublish(sess *Session) bool {
 	if sess != nil && sess.publishes != nil {
 		return sess.publishes.Allow()
 	}
-	if sess == nil && x.req != nil && x.srv.throttle != nil {
-		return x.srv.throttle.allowPublish(x.srv.throttle.clientAddr(x.req))
+	if sess == nil && x.client && x.srv.throttle != nil {
+		return x.srv.throttle.allowPublish(limitAddr(x.ip))
 	}
 	return true
 }
@@ -251,6 +268,7 @@ func (x *exchange) handshake(m *Message) {
 	r.Successful, r.ClientID, r.Advice, r.Session = true, sess.id, s.retryAdvice("", false), sess
 	r.Ext = ext
 	x.add(&r)
+	s.sessionLog.started(sess, x.via != nil)
 	if f := s.cfg.Events.Handshake; f != nil {
 		f(sess)
 	}
@@ -280,6 +298,7 @@ func (s *Server) allocSession() *Session {
 // impossible) case of a collision.
 func (s *Server) register(sess *Session) {
 	sess.touch()
+	sess.started = time.Now()
 	for !s.sessions.add(sess) {
 		sess.id = newClientID()
 	}
@@ -305,6 +324,7 @@ func (x *exchange) connectMsg(m *Message) {
 		return
 	}
 	sess.touch()
+	sess.setTransport(m.ConnectionType)
 	r.Successful, r.Advice, r.Session = true, s.retryAdvice(m.ConnectionType, sess.ack != nil), sess
 	hold := s.cfg.Timeout
 	if m.HasAdviceTimeout {
@@ -500,7 +520,7 @@ func (x *exchange) disconnect(m *Message) {
 			// The disconnect came on the session's own socket: answer it
 			// there (with the connect held on it), then close the socket.
 			if held != nil {
-				x.replies = append(x.replies, held)
+				x.replies = append(x.replies, held.reply)
 			}
 			x.closeAfter = true
 		}

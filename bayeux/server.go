@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -26,15 +27,18 @@ type Server struct {
 	lim      limits
 	throttle *throttle // nil without per-address limits
 	log      *slog.Logger
-	engine   Engine
-	index    *channels.Index[*Session]
-	sessions *sessionTable
-	upgrader websocket.Upgrader
-	origins  map[string]bool // nil: any origin
+	// sessionLog writes the rate-limited lines of sessions starting and ending.
+	sessionLog sessionLog
+	engine     Engine
+	index      *channels.Index[*Session]
+	sessions   *sessionTable
+	upgrader   websocket.Upgrader
+	origins    map[string]bool // nil: any origin
 
-	ctx    context.Context // done when the server shuts down
-	cancel context.CancelFunc
-	crew   *crew // every goroutine of the server
+	ctx      context.Context // done when the server shuts down
+	cancel   context.CancelFunc
+	draining atomic.Bool // see Drain
+	crew     *crew       // every goroutine of the server
 
 	connsMu sync.Mutex
 	conns   map[*socket]struct{} // open WebSockets, closed at shutdown
@@ -56,19 +60,20 @@ func New(cfg Config) (*Server, error) {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:      cfg,
-		lim:      newLimits(&cfg),
-		throttle: newThrottle(&cfg),
-		log:      cfg.Logger,
-		engine:   cfg.Engine,
-		index:    channels.NewIndex[*Session](),
-		sessions: newSessionTable(),
-		ctx:      ctx,
-		cancel:   cancel,
-		crew:     newCrew(),
-		conns:    make(map[*socket]struct{}),
-		local:    locals{subs: channels.NewIndex[*localSub]()},
-		interest: newInterest(),
+		cfg:        cfg,
+		lim:        newLimits(&cfg),
+		throttle:   newThrottle(&cfg),
+		log:        cfg.Logger,
+		sessionLog: newSessionLog(cfg.Logger, cfg.SessionLogRate),
+		engine:     cfg.Engine,
+		index:      channels.NewIndex[*Session](),
+		sessions:   newSessionTable(),
+		ctx:        ctx,
+		cancel:     cancel,
+		crew:       newCrew(),
+		conns:      make(map[*socket]struct{}),
+		local:      locals{subs: channels.NewIndex[*localSub]()},
+		interest:   newInterest(),
 	}
 	for _, e := range cfg.Extensions {
 		if f, ok := e.(DeliveryFilter); ok {
@@ -163,10 +168,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Server shutting down", http.StatusServiceUnavailable)
 		return
 	}
+	r = s.withClientIP(r)
 	rt := classify(r, rest)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		ip, _ := ClientIP(r.Context())
 		s.log.Debug("request", "transport", rt.String(), "method", r.Method, "path", r.URL.Path,
-			"origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+			"origin", r.Header.Get("Origin"), "ip", logIP(ip), "remote", r.RemoteAddr)
 	}
 	done, ok := s.admit(w, r)
 	if !ok {
@@ -203,7 +210,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (done func(), ok 
 	if t == nil || t.maxConns <= 0 {
 		return func() {}, true
 	}
-	addr := t.clientAddr(r)
+	addr := limitAddr(s.requestIP(r))
 	if !t.open(addr) {
 		s.log.Debug("too many connections from one address", "addr", addr, "limit", t.maxConns)
 		unreadBody(w)
@@ -243,7 +250,7 @@ func (s *Server) end(sess *Session, why EndReason) {
 			}
 		})
 	}
-	s.log.Debug("session ended", "clientId", sess.id, "reason", why.String())
+	s.sessionLog.ended(sess, why)
 	if f := s.cfg.Events.Disconnect; f != nil {
 		f(sess, why)
 	}
@@ -347,13 +354,15 @@ func (s *Server) pinger() {
 	}
 }
 
-// Shutdown drains the server: held connects are answered, WebSockets
+// Shutdown drains the server: held connects are answered (unsuccessful,
+// with advice to handshake again: see Drain), WebSockets
 // (this node's, and on a cluster those of other nodes whose sessions live
 // here) are closed with 1001 (going away), EventSource streams end, every
 // goroutine of the server returns, and the engine is closed. New requests
 // get 503. Call it before http.Server.Shutdown, which otherwise waits for
 // held long-polls to time out. It returns ctx's error if ctx ends first.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
 	s.cancel() // wakes held long-polls and EventSource streams, ends the loops
 	s.crew.stop()
 	s.connsMu.Lock()
