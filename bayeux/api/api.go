@@ -20,7 +20,8 @@ const DefaultMaxBodyBytes = 1 << 20
 // that answers only requests from the loopback addresses.
 type Config struct {
 	// Keys are the API keys. When there is at least one, every request
-	// except GET /health must present one of them, as
+	// except the probes (GET /health, /healthz, /readyz) must present one
+	// of them (several keys let a key be rotated without downtime), as
 	// "Authorization: Bearer <key>" or "X-API-Key: <key>"; otherwise it is
 	// answered 401. Keys are compared in constant time. Surrounding spaces
 	// are ignored, and so are empty keys.
@@ -87,18 +88,21 @@ func New(srv *bayeux.Server, cfg Config) http.Handler {
 	h.route("/clients/{clientId}/deliver", methods{http.MethodPost: h.deliver})
 	h.route("/channels", methods{http.MethodGet: h.channels})
 	h.route("/history", methods{http.MethodGet: h.history, http.MethodDelete: h.removeHistory})
+	h.router.Handle(livenessPath, Liveness())
+	h.router.Handle(readinessPath, Readiness(srv))
 	h.router.NotFoundHandler = h.wrap(func(http.ResponseWriter, *http.Request) error {
 		return errNotFound("no such route")
 	})
 	return h
 }
 
-// healthPath is the one route served without authorization.
+// healthPath is the oldest of the probes, the routes served without
+// authorization.
 const healthPath = "/health"
 
-// ServeHTTP authorizes the request, then routes it.
+// ServeHTTP authorizes the request (the probes excepted), then routes it.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != healthPath {
+	if p := r.URL.Path; p != healthPath && p != livenessPath && p != readinessPath {
 		if err := h.access.authorize(r); err != nil {
 			h.log.Info("api: request refused", "method", r.Method, "path", r.URL.Path,
 				"remote", r.RemoteAddr, "reason", err.message)
