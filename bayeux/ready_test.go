@@ -63,7 +63,9 @@ func TestShutdownSendsClientsElsewhere(t *testing.T) {
 	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+wsID+`","connectionType":"websocket","id":"9"}]`))
 	bayeuxtest.Eventually(t, 5*time.Second, ts.sessions.get(wsID).waiting, "the WebSocket connect held")
 	answered := make(chan gjson.Result, 1)
-	go func() { answered <- ts.post(t, `{"channel":"/meta/connect","clientId":"`+lp+`","connectionType":"long-polling","id":"7"}`) }()
+	go func() {
+		answered <- ts.post(t, `{"channel":"/meta/connect","clientId":"`+lp+`","connectionType":"long-polling","id":"7"}`)
+	}()
 	bayeuxtest.Eventually(t, 5*time.Second, ts.sessions.get(lp).waiting, "the long-poll held")
 
 	go func() { _ = ts.Shutdown(context.Background()) }()
