@@ -58,7 +58,9 @@ func (c *certificate) reload() error {
 	return nil
 }
 
-func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.current.Load(), nil }
+func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return c.current.Load(), nil
+}
 
 // config returns the TLS configuration of a listener: the current
 // certificate, TLS 1.2 or later, and HTTP/2 offered (ALPN) besides
