@@ -105,7 +105,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if p := r.URL.Path; p != healthPath && p != livenessPath && p != readinessPath {
 		if err := h.access.authorize(r); err != nil {
 			h.log.Info("api: request refused", "method", r.Method, "path", r.URL.Path,
-				"remote", r.RemoteAddr, "reason", err.message)
+				"ip", h.access.sourceText(r), "reason", err.message)
 			h.writeError(w, r, err)
 			return
 		}
@@ -156,6 +156,6 @@ func (h *handler) wrap(fn handlerFunc) http.Handler {
 		if err != nil {
 			h.writeError(w, r, err)
 		}
-		h.log.Debug("api: call", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		h.log.Debug("api: call", "method", r.Method, "path", r.URL.Path, "ip", h.access.sourceText(r), "err", err)
 	})
 }

@@ -82,3 +82,32 @@ func TestPreDrain(t *testing.T) {
 		t.Fatalf("the command returned %v after the stop, before the end of --pre-drain", d)
 	}
 }
+
+// TestAPIBehindATrustedProxy checks that --trusted-proxies applies to the
+// API: --api-allow is checked against the client X-Forwarded-For names
+// when the peer is trusted, and against the peer otherwise.
+func TestAPIBehindATrustedProxy(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		trusted string
+		status  int
+	}{
+		{"trusted proxy", "127.0.0.1", 200},
+		{"untrusted peer", "10.0.0.0/8", 403},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := startCommand(t, "--addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--log-level", "error",
+				"--api-allow", "203.0.113.0/24", "--trusted-proxies", tt.trusted)
+			req, _ := http.NewRequest(http.MethodGet, c.url(t, "the HTTP API")+"clients", nil)
+			req.Header.Set("X-Forwarded-For", "203.0.113.9")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tt.status {
+				t.Fatalf("GET /clients via %s: %d, want %d", tt.name, res.StatusCode, tt.status)
+			}
+		})
+	}
+}
