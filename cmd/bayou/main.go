@@ -48,9 +48,8 @@ func main() {
 // Each value received from hup reloads what can be reloaded (see
 // reloader); nil never does.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hup <-chan os.Signal) error {
-	if len(args) == 1 && args[0] == "version" {
-		fmt.Fprintln(stdout, versionText())
-		return nil
+	if len(args) > 0 && args[0] == "version" {
+		args = append([]string{"--version"}, args[1:]...) // bayou version [flags]
 	}
 	opts, err := parseOptions(args, getenv, stderr)
 	if err != nil {

@@ -87,7 +87,7 @@ func buildBinary(t *testing.T) string {
 // TestVersion checks bayou version and --version, in process and in a
 // built binary (which carries its VCS revision).
 func TestVersion(t *testing.T) {
-	for _, args := range [][]string{{"version"}, {"--version"}, {"--version", "--timeout", "0"}} {
+	for _, args := range [][]string{{"version"}, {"--version"}, {"--version", "--timeout", "0"}, {"version", "--addr", "127.0.0.1:0"}} {
 		out := &bayeuxtest.Buffer{}
 		if err := run(context.Background(), args, noEnv, out, &bayeuxtest.Buffer{}, nil); err != nil {
 			t.Fatalf("%q: %v", args, err)
