@@ -166,6 +166,16 @@
 // Every goroutine the server starts is owned by it: Shutdown stops them all
 // (and returns when they have, or when its context ends).
 //
+// # Health and draining
+//
+// Ready says whether the server should get new clients: not once Drain or
+// Shutdown was called, nor while an engine that is a Pinger (the Redis
+// engine) cannot reach its store. Package bayeux/api serves it as
+// /readyz. To take a node out of a load balancer, call Drain, wait until the
+// balancer noticed (clients are served as usual meanwhile), then Shutdown:
+// the connects it holds are answered unsuccessful with advice to handshake
+// again, which sends faye and CometD clients to a new session elsewhere.
+//
 // # Many nodes
 //
 // The Engine interface carries publishes and channel interest between nodes;
