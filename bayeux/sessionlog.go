@@ -51,10 +51,10 @@ func (l *sessionLog) started(sess *Session, overSocket bool) {
 }
 
 // ended logs the end of sess, with why, its last transport and how long it
-// lived.
+// lived; at Debug when the Info line is not written.
 func (l *sessionLog) ended(sess *Session, why EndReason) {
-	l.log.Debug("session ended", "clientId", sess.id, "reason", why.String())
 	if !l.admit() {
+		l.log.Debug("session ended", "clientId", sess.id, "reason", why.String())
 		return
 	}
 	l.write("session ended", "clientId", sess.id, "ip", logIP(sess.ip), "transport", sess.Transport(),
