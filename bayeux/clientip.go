@@ -10,19 +10,20 @@ import (
 // The client address: what the logs, the per-address limits and the
 // extensions see. It is the connection's peer address, unless the peer is
 // one of Config.TrustedProxies: then it is the rightmost address of
-// X-Forwarded-For that is not itself a trusted proxy. ServeHTTP resolves it
-// once per request and keeps it in the request's context, where the hooks'
-// contexts find it (ClientIP).
+// X-Forwarded-For that is not itself a trusted proxy. An exchange resolves
+// it once per batch (a WebSocket once, at its upgrade); the hooks'
+// contexts carry it (ClientIP), made only when hooks run, so that requests
+// without extensions pay nothing for it.
 
 // clientIPKey is the context key of the resolved client address.
 type clientIPKey struct{}
 
-// ClientIP returns the address of the client whose request ctx belongs
-// to: the context of a request the Server is handling, or of an extension
-// hook or service handler (for a WebSocket, the address of its upgrade
-// request). It is the peer address, or for a peer that is one of
-// Config.TrustedProxies the client X-Forwarded-For names. ok is false when
-// ctx carries none (the server's own publishes).
+// ClientIP returns the address of the client whose message is being
+// handled, from ctx, the context of an extension hook or service handler
+// (for a WebSocket, the address of its upgrade request). It is the peer
+// address, or for a peer that is one of Config.TrustedProxies the client
+// X-Forwarded-For names. ok is false when ctx carries none (the server's
+// own publishes).
 func ClientIP(ctx context.Context) (addr netip.Addr, ok bool) {
 	addr, ok = ctx.Value(clientIPKey{}).(netip.Addr)
 	return addr, ok
@@ -33,14 +34,9 @@ func withClientIP(ctx context.Context, addr netip.Addr) context.Context {
 	return context.WithValue(ctx, clientIPKey{}, addr)
 }
 
-// withClientIP returns r with its client address, resolved, in its
-// context.
-func (s *Server) withClientIP(r *http.Request) *http.Request {
-	return r.WithContext(withClientIP(r.Context(), resolveClientIP(r, s.cfg.TrustedProxies)))
-}
-
-// requestIP returns the client address of a request that went through
-// ServeHTTP (resolving it again for one that did not).
+// requestIP returns the client address of r: the one its context carries
+// (a request forwarded by another node of a cluster), or else resolved
+// from its peer and headers.
 func (s *Server) requestIP(r *http.Request) netip.Addr {
 	if a, ok := ClientIP(r.Context()); ok {
 		return a

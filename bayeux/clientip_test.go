@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -138,5 +139,36 @@ func TestHandshakeRateCountsTheForwardedClient(t *testing.T) {
 				t.Fatalf("first %s, second %s", first.Raw, second.Raw)
 			}
 		})
+	}
+}
+
+// TestClientIPAcrossNodes sends a subscribe for a session of node 0
+// through node 1, behind a trusted proxy: the owner's extensions see the
+// client the proxy named, on long-polling and on a WebSocket.
+func TestClientIPAcrossNodes(t *testing.T) {
+	rec := &ipRecorder{}
+	nodes := newTestCluster(t, 2, Config{TrustedProxies: mustPrefixes("127.0.0.0/8"), Extensions: []Extension{rec}})
+	id := nodes[0].handshake(t)
+	lastHook := func() string {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return rec.hook[len(rec.hook)-1]
+	}
+	sub := `[{"channel":"/meta/subscribe","clientId":"` + id + `","subscription":"/x"}]`
+	if r := bayeuxtest.MustPost(t, nodes[1].url, sub, "X-Forwarded-For", "203.0.113.77"); !r.Get("0.successful").Bool() {
+		t.Fatalf("subscribe through the other node: %s", r.Raw)
+	}
+	if got := lastHook(); got != "203.0.113.77" {
+		t.Fatalf("the owner's hook saw %s over long-polling", got)
+	}
+	ws := bayeuxtest.DialWebSocket(t, nodes[1].url, http.Header{"X-Forwarded-For": {"203.0.113.78"}})
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(strings.Replace(sub, "/x", "/y", 1))); err != nil {
+		t.Fatal(err)
+	}
+	if f := readFrame(t, ws, 5*time.Second); !f.Get("0.successful").Bool() {
+		t.Fatalf("subscribe over a forwarded WebSocket: %s", f.Raw)
+	}
+	if got := lastHook(); got != "203.0.113.78" {
+		t.Fatalf("the owner's hook saw %s over a WebSocket", got)
 	}
 }

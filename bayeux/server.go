@@ -168,12 +168,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Server shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	r = s.withClientIP(r)
 	rt := classify(r, rest)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
-		ip, _ := ClientIP(r.Context())
 		s.log.Debug("request", "transport", rt.String(), "method", r.Method, "path", r.URL.Path,
-			"origin", r.Header.Get("Origin"), "ip", logIP(ip), "remote", r.RemoteAddr)
+			"origin", r.Header.Get("Origin"), "ip", logIP(s.requestIP(r)), "remote", r.RemoteAddr)
 	}
 	done, ok := s.admit(w, r)
 	if !ok {
