@@ -3,7 +3,6 @@ package bayeux
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -107,9 +106,7 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 	if !x.inRun {
 		defer x.releaseHooks() // a server publish: a batch of one
 	}
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		s.log.Debug("message", "channel", clip(m.Channel), "clientId", clip(m.ClientID), "ip", logIP(x.ip), "fromServer", pub != nil)
-	}
+	s.debugMessage("message", m, x.ip, "fromServer", pub != nil)
 	if m.invalid == "" {
 		m.invalid = s.lim.channelError(m.Channel)
 	}
@@ -170,7 +167,7 @@ func (x *exchange) refuse(m *Message, msg string, advice *Advice) string {
 	if len(r.Channel) > x.srv.lim.chanLen {
 		r.Channel = clip(r.Channel)
 	}
-	x.srv.log.Debug("message refused", "channel", clip(m.Channel), "clientId", clip(m.ClientID), "ip", logIP(x.ip), "error", msg)
+	x.srv.debugMessage("message refused", m, x.ip, "error", msg)
 	if advice == nil && (m.Channel == channels.MetaHandshake || m.Channel == channels.MetaConnect) {
 		r.Advice = x.srv.handshakeAdvice()
 	}

@@ -3,6 +3,7 @@ package bayeux
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -81,4 +82,14 @@ func (l *sessionLog) write(msg string, args ...any) {
 		args = append(args, "dropped", n)
 	}
 	l.log.Info(msg, args...)
+}
+
+// debugMessage logs msg at Debug about the message m from the client at
+// ip: its channel and clientId (cut to a readable length), and more args.
+// Nothing is computed unless Debug is on.
+func (s *Server) debugMessage(msg string, m *Message, ip netip.Addr, args ...any) {
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	s.log.Debug(msg, append([]any{"channel", clip(m.Channel), "clientId", clip(m.ClientID), "ip", logIP(ip)}, args...)...)
 }
