@@ -42,7 +42,7 @@ func applyConfigFile(path string, fs *flag.FlagSet, explicit map[string]bool) (*
 			continue
 		}
 		f := fs.Lookup(key)
-		if f == nil || key == "config" {
+		if f == nil || key == "config" || key == "version" {
 			return nil, fmt.Errorf("--config %s: unknown setting %q", path, key)
 		}
 		if explicit[key] {

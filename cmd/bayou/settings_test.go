@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"errors"
+	"flag"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,6 +74,9 @@ func TestOperatorSettings(t *testing.T) {
 		{name: "no probes", args: []string{"--health-path", ""}, check: func(o *options, _ bayeux.Config) bool { return o.lifecycle.healthPath == "" }},
 		{name: "log format", env: map[string]string{"BAYOU_LOG_FORMAT": "json"}, check: func(o *options, _ bayeux.Config) bool { return o.log.format == "json" }},
 
+		{name: "BAYOU_VERSION is not --version", env: map[string]string{"BAYOU_VERSION": "1.2.3"},
+			check: func(o *options, _ bayeux.Config) bool { return !o.showVersion }},
+		{name: "version is no config key", file: `{"version": true}`, wantErr: `unknown setting "version"`},
 		{name: "bad grammar", args: []string{"--grammar", "loose"}, wantErr: "--grammar"},
 		{name: "zero write timeout", args: []string{"--write-timeout", "0"}, wantErr: "--write-timeout must be positive"},
 		{name: "negative interval", args: []string{"--interval", "-1"}, wantErr: "--interval must not be negative"},
@@ -96,5 +103,23 @@ func TestOperatorSettings(t *testing.T) {
 				t.Fatalf("options %+v", o)
 			}
 		})
+	}
+}
+
+func TestHelpListsOperatorFlags(t *testing.T) {
+	var out bytes.Buffer
+	if _, err := parseOptions([]string{"--help"}, noEnv, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v", err)
+	}
+	for _, want := range []string{"--tls-cert (BAYOU_TLS_CERT)", "--api-tls (BAYOU_API_TLS)", "--health-path (BAYOU_HEALTH_PATH)",
+		"--drain-timeout (BAYOU_DRAIN_TIMEOUT)", "--pre-drain (BAYOU_PRE_DRAIN)", "--log-format (BAYOU_LOG_FORMAT)",
+		"--session-log-rate (BAYOU_SESSION_LOG_RATE)", "--write-timeout (BAYOU_WRITE_TIMEOUT)", "--grammar (BAYOU_GRAMMAR)",
+		"--api-allow (BAYOU_API_ALLOW)", "--redis-node-ttl (BAYOU_REDIS_NODE_TTL)", "  --version\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("--help lacks %q", want)
+		}
+	}
+	if strings.Contains(out.String(), "BAYOU_VERSION") {
+		t.Error("--help offers BAYOU_VERSION")
 	}
 }
