@@ -38,8 +38,8 @@ func (l *lifecycleOptions) validate(mount string) error {
 	if l.healthPath == "" {
 		return nil
 	}
-	if !strings.HasPrefix(l.healthPath, "/") {
-		return fmt.Errorf("--health-path must start with /, got %q", l.healthPath)
+	if !strings.HasPrefix(l.healthPath, "/") || strings.Trim(l.healthPath, pathChars) != "" {
+		return fmt.Errorf("--health-path must start with / and hold only letters, digits and - . _ ~ /, got %q", l.healthPath)
 	}
 	m := strings.TrimRight(mount, "/")
 	for _, p := range l.probePaths() {
@@ -49,6 +49,10 @@ func (l *lifecycleOptions) validate(mount string) error {
 	}
 	return nil
 }
+
+// pathChars are the characters a --health-path may hold: no pattern
+// syntax of http.ServeMux, nothing to escape.
+const pathChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/"
 
 // probePaths returns the paths of the liveness and readiness probes.
 func (l *lifecycleOptions) probePaths() []string {

@@ -90,6 +90,8 @@ func TestOperatorSettings(t *testing.T) {
 		{name: "probes inside the mount", args: []string{"--health-path", "/bayeux"}, wantErr: "inside --mount"},
 		{name: "probes inside another mount", args: []string{"--mount", "/", "--health-path", "/"}, wantErr: "inside --mount"},
 		{name: "relative probe path", args: []string{"--health-path", "ops"}, wantErr: "--health-path"},
+		{name: "pattern in the probe path", args: []string{"--health-path", "/{x}"}, wantErr: "--health-path"},
+		{name: "space in the probe path", args: []string{"--health-path", "/a b"}, wantErr: "--health-path"},
 		{name: "zero drain timeout", args: []string{"--drain-timeout", "0"}, wantErr: "--drain-timeout"},
 		{name: "negative pre-drain", args: []string{"--pre-drain", "-1"}, wantErr: "--pre-drain"},
 	}
