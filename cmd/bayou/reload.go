@@ -42,8 +42,9 @@ func (c *extensionChain) Outgoing(ctx context.Context, r *bayeux.Reply) {
 }
 
 // filteringChain is an extensionChain that also runs the delivery filters
-// of its chain (the ACL's). It is used when the chain may hold one, since
-// the server reads every publication back for a delivery filter.
+// of its chain (jwtauth's, the ACL's). It is used when the chain may hold
+// one, now or after a reload; otherwise the plain chain spares the server
+// reading every publication back for a delivery filter.
 type filteringChain struct{ *extensionChain }
 
 // Delivery combines the delivery filters of the chain: a recipient gets
@@ -95,7 +96,13 @@ func serverExtensions(opts *options, log *slog.Logger) ([]bayeux.Extension, *ext
 		return nil, nil, nil
 	}
 	chain := newExtensionChain(exts)
-	if opts.configFile != "" {
+	filters := opts.configFile != "" // a reload may bring ACL rules
+	for _, e := range exts {
+		if _, ok := e.(bayeux.DeliveryFilter); ok {
+			filters = true
+		}
+	}
+	if filters {
 		return []bayeux.Extension{filteringChain{chain}}, chain, nil
 	}
 	return []bayeux.Extension{chain}, chain, nil

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/tidwall/gjson"
 
+	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/extensions/acl"
 	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
@@ -216,5 +217,33 @@ func TestSIGHUPReloadsARealProcess(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "msg=reloaded") {
 		t.Errorf("no reload logged:\n%s", stderr.String())
+	}
+}
+
+// TestServerExtensionsKeepDeliveryFilters checks that the chain installed
+// in the server filters deliveries when one of its extensions does
+// (jwtauth, the ACL) or when a reload may bring ACL rules, and not
+// otherwise.
+func TestServerExtensionsKeepDeliveryFilters(t *testing.T) {
+	cfg := writeFile(t, "bayou.json", `{}`)
+	for _, tt := range []struct {
+		args    []string
+		filters bool
+	}{
+		{[]string{"--auth", "jwt", "--jwt-secret", "s"}, true},
+		{[]string{"--config", cfg}, true},
+		{[]string{"--auth", "token", "--token-secret", "s"}, false},
+	} {
+		o, err := parseOptions(tt.args, noEnv, &bayeuxtest.Buffer{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		exts, chain, err := serverExtensions(o, nil)
+		if err != nil || len(exts) != 1 || chain == nil {
+			t.Fatalf("%q: %v %v %v", tt.args, exts, chain, err)
+		}
+		if _, ok := exts[0].(bayeux.DeliveryFilter); ok != tt.filters {
+			t.Errorf("%q: the chain filters deliveries: %v, want %v", tt.args, ok, tt.filters)
+		}
 	}
 }
