@@ -200,7 +200,8 @@ type Config struct {
 	// twice that: lines over it are dropped, and the next line logged
 	// counts them in "dropped". So no client, however fast it handshakes,
 	// floods the log. Default 20; a negative value logs none (the end of a
-	// session is still logged at Debug).
+	// session is still logged at Debug). They are logged only to a Logger
+	// set here, not to the default one.
 	SessionLogRate float64
 }
 

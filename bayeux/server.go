@@ -57,6 +57,10 @@ type Server struct {
 // New returns a Server configured by cfg and starts its engine and its
 // session collector. Call Shutdown to stop them.
 func New(cfg Config) (*Server, error) {
+	sessionLogRate := cfg.SessionLogRate
+	if cfg.Logger == nil {
+		sessionLogRate = -1 // the session lines are for a logger of the caller's own
+	}
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
@@ -64,7 +68,7 @@ func New(cfg Config) (*Server, error) {
 		lim:        newLimits(&cfg),
 		throttle:   newThrottle(&cfg),
 		log:        cfg.Logger,
-		sessionLog: newSessionLog(cfg.Logger, cfg.SessionLogRate),
+		sessionLog: newSessionLog(cfg.Logger, sessionLogRate),
 		engine:     cfg.Engine,
 		index:      channels.NewIndex[*Session](),
 		sessions:   newSessionTable(),

@@ -87,3 +87,16 @@ func TestDebugLinesCarryClientAndChannel(t *testing.T) {
 		t.Fatalf("no debug line for the subscribe:\n%s", out.String())
 	}
 }
+
+// TestSessionLogNeedsALogger checks that without a Logger of the caller's
+// own the server writes no session lines (to the default logger).
+func TestSessionLogNeedsALogger(t *testing.T) {
+	srv, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = srv.Shutdown(t.Context()) }()
+	if srv.sessionLog.budget != nil {
+		t.Fatal("session lines would go to the default logger")
+	}
+}
