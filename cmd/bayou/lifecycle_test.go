@@ -2,8 +2,13 @@ package main
 
 import (
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,4 +115,79 @@ func TestAPIBehindATrustedProxy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startRedisServer runs a redis-server of the test's own on port of
+// 127.0.0.1 and returns a function that kills it (also called at cleanup). The test is skipped
+// when redis-server is not installed (scripts/redis-install.sh installs
+// it), except in CI.
+func startRedisServer(t *testing.T, port int) (kill func()) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("redis-server not installed")
+		}
+		t.Skip("redis-server not installed (run scripts/redis-install.sh)")
+	}
+	cmd := exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	kill = func() {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+	}
+	t.Cleanup(kill)
+	bayeuxtest.Eventually(t, 10*time.Second, func() bool {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, "redis-server listening")
+	return kill
+}
+
+// freePort returns a TCP port of 127.0.0.1 free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestReadyzFollowsRedis runs the command on Redis: /readyz is 200, turns
+// 503 with the engine's error while Redis is down, and 200 again once it
+// is back; /healthz stays 200 throughout.
+func TestReadyzFollowsRedis(t *testing.T) {
+	port := freePort(t)
+	kill := startRedisServer(t, port)
+	c := startCommand(t, "--addr", "127.0.0.1:0", "--log-level", "error", "--redis", "redis://127.0.0.1:"+strconv.Itoa(port)+"/0",
+		"--redis-op-timeout", "0.3")
+	root := strings.TrimSuffix(c.url(t, "Bayeux"), "/bayeux")
+	if status, body := get(t, root+"/readyz"); status != 200 {
+		t.Fatalf("readyz with Redis up: %d %s", status, body)
+	}
+	kill()
+	var body string
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool {
+		var status int
+		status, body = get(t, root+"/readyz")
+		return status == http.StatusServiceUnavailable
+	}, "readyz failing with Redis down")
+	if !strings.Contains(body, `"reason":"bayeux: engine unreachable: redis:`) {
+		t.Errorf("readyz with Redis down: %s", body)
+	}
+	if status, _ := get(t, root+"/healthz"); status != 200 {
+		t.Errorf("healthz with Redis down: %d", status)
+	}
+	startRedisServer(t, port)
+	bayeuxtest.Eventually(t, 10*time.Second, func() bool { status, _ := get(t, root+"/readyz"); return status == 200 },
+		"readyz back once Redis is")
 }
