@@ -10,8 +10,10 @@ run:
 test:
 	./scripts/test.sh
 
+# -buildvcs=auto records the VCS revision (bayou version) even where
+# GOFLAGS turns it off.
 build:
-	go build -o bin/bayou ./cmd/bayou
+	go build -buildvcs=auto -o bin/bayou ./cmd/bayou
 
 bench:
 	go test -run '^$$' -bench . -benchmem ./channels/ ./bayeux/

@@ -188,7 +188,7 @@ func (s *Server) forwardHTTP(w http.ResponseWriter, r *http.Request, owner strin
 	f := &forward{owner: owner, answer: make(chan *nodeMsg, 1)}
 	c.pending.Store(id, f)
 	defer c.pending.Delete(id)
-	req := &nodeMsg{T: "req", ID: id, From: c.self, Batches: raw, Header: r.Header, Remote: r.RemoteAddr}
+	req := &nodeMsg{T: "req", ID: id, From: c.self, Batches: raw, Header: r.Header, Remote: logIP(s.requestIP(r))}
 	if err := c.send(r.Context(), owner, req); err != nil {
 		if errors.Is(err, ErrNodeGone) {
 			s.respondAgain(w, r, raw, callback)
@@ -285,9 +285,10 @@ func (s *Server) onNodeMessage(b []byte) {
 }
 
 // forwardedRequest rebuilds, for extensions, the HTTP request a forwarded
-// batch arrived in on the other node.
+// batch arrived in on the other node; its remote address is the client
+// address that node resolved.
 func forwardedRequest(ctx context.Context, m *nodeMsg) *http.Request {
-	r, _ := http.NewRequestWithContext(ctx, http.MethodPost, "/", nil)
+	r, _ := http.NewRequestWithContext(withClientIP(ctx, peerAddr(m.Remote)), http.MethodPost, "/", nil)
 	r.Header = m.Header
 	r.RemoteAddr = m.Remote
 	return r
@@ -379,7 +380,7 @@ func (c *wsConn) sendFrame(owner string, frame []byte) error {
 		header = c.req.Header
 	}
 	return cl.send(ctx, owner, &nodeMsg{T: "req", ID: id, From: cl.self, Sock: true,
-		Batches: []string{string(frame)}, Header: header, Remote: c.remote})
+		Batches: []string{string(frame)}, Header: header, Remote: logIP(c.ip)})
 }
 
 // tellOwners tells the nodes this socket forwarded to that it is gone (or

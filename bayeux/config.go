@@ -108,11 +108,13 @@ type Config struct {
 	PublishBurst int
 
 	// TrustedProxies lists the networks of the reverse proxies in front of
-	// the server. A request from one of them is counted against the
-	// address its X-Forwarded-For header names (the last one that is not a
-	// trusted proxy itself) by the per-address limits. Default: none; every
-	// request counts against its peer's address. IPv6 addresses count per
-	// /64 network.
+	// the server. The client address of a request from one of them is the
+	// one its X-Forwarded-For header names (the last one that is not a
+	// trusted proxy itself): the per-address limits count it, the logs
+	// show it, and extensions get it (ClientIP, Session.ClientIP). The
+	// header of any other peer is ignored. Default: none; the client
+	// address is the peer's. The limits count IPv6 addresses per /64
+	// network.
 	TrustedProxies []netip.Prefix
 
 	// MaxQueueBytes caps the bytes queued for one session. A session whose
@@ -190,6 +192,17 @@ type Config struct {
 
 	// Logger receives the server's logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// SessionLogRate caps the Info lines logged when a session starts
+	// (clientId, client address, and whether the handshake came over a
+	// WebSocket or HTTP) and ends (with its reason, last transport and
+	// duration), in lines per second, all clients together, in bursts of
+	// twice that: lines over it are dropped, and the next line logged
+	// counts them in "dropped". So no client, however fast it handshakes,
+	// floods the log. Default 20; a negative value logs none (the end of a
+	// session is still logged at Debug). They are logged only to a Logger
+	// set here, not to the default one.
+	SessionLogRate float64
 }
 
 // ReplayLostPolicy is the answer to a replay from a position that is no

@@ -164,10 +164,10 @@ func (s *Session) bind(st stream) (old stream, ok bool) {
 	return old, true
 }
 
-// unbind detaches st if it is the session's stream, and returns the reply
-// of the connect held on it (the caller sends or drops it); bound reports
-// whether st was the session's stream.
-func (s *Session) unbind(st stream) (heldReply []byte, bound bool) {
+// unbind detaches st if it is the session's stream, and returns the
+// connect held on it, if any (the caller sends its reply or drops it);
+// bound reports whether st was the session's stream.
+func (s *Session) unbind(st stream) (h *held, bound bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stream != st {
@@ -180,7 +180,7 @@ func (s *Session) unbind(st stream) (heldReply []byte, bound bool) {
 	if h := s.held; h != nil && h.conn == st {
 		s.held = nil
 		h.timer.Stop()
-		return h.reply, true
+		return h, true
 	}
 	return nil, true
 }

@@ -102,8 +102,10 @@
 // per session (MaxSubscriptions), the time to send a body (BodyTimeout) and
 // for a WebSocket to connect a session (SocketSessionTimeout), and, when
 // configured, connections, handshakes and publishes per client address or
-// session (MaxConnectionsPerIP, HandshakeRate, PublishRate; TrustedProxies
-// says whose X-Forwarded-For to believe). Output is always valid UTF-8:
+// session (MaxConnectionsPerIP, HandshakeRate, PublishRate). The client
+// address is the peer's, or for a peer in TrustedProxies the one its
+// X-Forwarded-For names; the limits, the logs, Session.ClientIP and the
+// extensions (ClientIP of a hook's context) all see that one. Output is always valid UTF-8:
 // identifiers that are not valid UTF-8 refuse their message, and invalid
 // sequences in data and ext become U+FFFD; the check is one pass per
 // request, nothing per recipient.
@@ -163,6 +165,16 @@
 // node that owns it.
 // Every goroutine the server starts is owned by it: Shutdown stops them all
 // (and returns when they have, or when its context ends).
+//
+// # Health and draining
+//
+// Ready says whether the server should get new clients: not once Drain or
+// Shutdown was called, nor while an engine that is a Pinger (the Redis
+// engine) cannot reach its store. Package bayeux/api serves it as
+// /readyz. To take a node out of a load balancer, call Drain, wait until the
+// balancer noticed (clients are served as usual meanwhile), then Shutdown:
+// the connects it holds are answered unsuccessful with advice to handshake
+// again, which sends faye and CometD clients to a new session elsewhere.
 //
 // # Many nodes
 //

@@ -119,6 +119,17 @@ func (e *memoryEngine) Subscribe(context.Context, string) error { return nil }
 // Unsubscribe: see Subscribe.
 func (e *memoryEngine) Unsubscribe(context.Context, string) error { return nil }
 
+// Ping reports ErrEngineClosed once the engine is closed: there is
+// nothing else to reach.
+func (e *memoryEngine) Ping(context.Context) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.deliver == nil {
+		return ErrEngineClosed
+	}
+	return nil
+}
+
 func (e *memoryEngine) Close() error {
 	e.mu.Lock()
 	e.deliver = nil

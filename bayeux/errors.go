@@ -46,6 +46,9 @@ const errSlowConsumer = "408::Slow consumer - queue limit exceeded"
 // record the new session.
 const errClusterUnavailable = "503::Cluster unavailable"
 
+// errShuttingDown fails the connects held when the server shuts down.
+const errShuttingDown = "503::Server shutting down"
+
 // errInvalidUTF8 refuses a message whose field is not valid UTF-8.
 func errInvalidUTF8(field string) string { return "400:" + field + ":Invalid UTF-8" }
 

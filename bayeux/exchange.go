@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -18,11 +19,15 @@ import (
 // left in connect for the transport to hold, and closeAfter asks a socket to
 // close.
 type exchange struct {
-	srv     *Server
-	ctx     context.Context
-	req     *http.Request // the HTTP request, or the WebSocket's upgrade request
-	via     stream        // the socket the batch arrived on; nil for HTTP
-	replies [][]byte      // encoded replies, in message order
+	srv *Server
+	ctx context.Context
+	req *http.Request // the HTTP request, or the WebSocket's upgrade request
+	via stream        // the socket the batch arrived on; nil for HTTP
+	// ip is the client's address (see ClientIP); client says there is
+	// one: the batch came from a client, not from the server itself.
+	ip      netip.Addr
+	client  bool
+	replies [][]byte // encoded replies, in message order
 
 	// connect is the batch's successful /meta/connect, which the transport
 	// holds until messages arrive or its hold time ends.
@@ -71,7 +76,13 @@ type pendingConnect struct {
 }
 
 func (s *Server) newExchange(ctx context.Context, r *http.Request, via stream) *exchange {
-	return &exchange{srv: s, ctx: ctx, req: r, via: via}
+	x := &exchange{srv: s, ctx: ctx, req: r, via: via}
+	if c, ok := via.(*socket); ok {
+		x.ip, x.client = c.ip, true
+	} else if r != nil {
+		x.ip, x.client = s.requestIP(r), true
+	}
+	return x
 }
 
 // run processes msgs in order.
@@ -106,6 +117,7 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 	if !x.inRun {
 		defer x.finish() // a server publish: a batch of one
 	}
+	s.debugMessage("message", m, x.ip, "fromServer", pub != nil)
 	if m.invalid == "" {
 		m.invalid = s.lim.channelError(m.Channel)
 	}
@@ -121,6 +133,7 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 			return x.refuse(m, msg, advice)
 		}
 		m.Session = s.allocSession()
+		m.Session.ip = x.ip
 	case m.ClientID != "":
 		m.Session = s.sessions.get(m.ClientID)
 	}
@@ -168,6 +181,7 @@ func (x *exchange) refuse(m *Message, msg string, advice *Advice) string {
 	if len(r.Channel) > x.srv.lim.chanLen {
 		r.Channel = clip(r.Channel)
 	}
+	x.srv.debugMessage("message refused", m, x.ip, "error", msg)
 	if advice == nil && (m.Channel == channels.MetaHandshake || m.Channel == channels.MetaConnect) {
 		r.Advice = x.srv.handshakeAdvice()
 	}
@@ -183,10 +197,10 @@ func (x *exchange) admitHandshake() (string, *Advice) {
 	if x.handshakes++; x.handshakes > 1 {
 		return errTooManyHandshakes, nil
 	}
-	if s.throttle == nil || x.req == nil {
+	if s.throttle == nil || !x.client {
 		return "", nil
 	}
-	if ok, wait := s.throttle.allowHandshake(s.throttle.clientAddr(x.req)); !ok {
+	if ok, wait := s.throttle.allowHandshake(limitAddr(x.ip)); !ok {
 		a := s.handshakeAdvice()
 		a.Interval = max(a.Interval, wait.Milliseconds()+1)
 		return errHandshakeRate, a
@@ -201,8 +215,8 @@ func (x *exchange) admitPublish(sess *Session) bool {
 	if sess != nil && sess.publishes != nil {
 		return sess.publishes.Allow()
 	}
-	if sess == nil && x.req != nil && x.srv.throttle != nil {
-		return x.srv.throttle.allowPublish(x.srv.throttle.clientAddr(x.req))
+	if sess == nil && x.client && x.srv.throttle != nil {
+		return x.srv.throttle.allowPublish(limitAddr(x.ip))
 	}
 	return true
 }
@@ -265,6 +279,7 @@ func (x *exchange) handshake(m *Message) {
 	r.Successful, r.ClientID, r.Advice, r.Session = true, sess.id, s.retryAdvice("", false), sess
 	r.Ext = ext
 	x.add(&r)
+	s.sessionLog.started(sess, x.via != nil)
 	s.emitHandshake(sess)
 }
 
@@ -292,6 +307,7 @@ func (s *Server) allocSession() *Session {
 // impossible) case of a collision.
 func (s *Server) register(sess *Session) {
 	sess.touch()
+	sess.started = time.Now()
 	for !s.sessions.add(sess) {
 		sess.id = newClientID()
 	}
@@ -317,6 +333,7 @@ func (x *exchange) connectMsg(m *Message) {
 		return
 	}
 	sess.touch()
+	sess.setTransport(m.ConnectionType)
 	r.Successful, r.Advice, r.Session = true, s.retryAdvice(m.ConnectionType, sess.ack != nil), sess
 	hold := s.cfg.Timeout
 	if m.HasAdviceTimeout {
@@ -510,7 +527,7 @@ func (x *exchange) disconnect(m *Message) {
 			// The disconnect came on the session's own socket: answer it
 			// there (with the connect held on it), then close the socket.
 			if held != nil {
-				x.replies = append(x.replies, held)
+				x.replies = append(x.replies, held.reply)
 			}
 			x.closeAfter = true
 		}

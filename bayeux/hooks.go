@@ -37,11 +37,15 @@ func (x *exchange) encode(r *Reply) []byte {
 }
 
 // hookContext returns a context for hooks run for request r (nil when
-// there is none: then base gives the values and may end it), ending when
+// there is none: then base gives the values and may end it), carrying the
+// client address (ClientIP), ending when
 // the server shuts down or after Config.HookTimeout, and its release.
 func (s *Server) hookContext(base context.Context, r *http.Request) (context.Context, context.CancelFunc) {
 	if r != nil {
 		base = context.WithoutCancel(r.Context())
+		if _, ok := ClientIP(base); !ok {
+			base = withClientIP(base, s.requestIP(r))
+		}
 	}
 	ctx, cancel := context.WithTimeout(base, s.cfg.HookTimeout)
 	if base == s.ctx {

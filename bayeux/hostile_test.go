@@ -434,7 +434,7 @@ func TestSessionlessSocketIsClosed(t *testing.T) {
 }
 
 func TestClientAddr(t *testing.T) {
-	th := newThrottle(&Config{MaxConnectionsPerIP: 1, TrustedProxies: mustPrefixes("10.0.0.0/8", "127.0.0.1/32")})
+	trusted := mustPrefixes("10.0.0.0/8", "127.0.0.1/32")
 	tests := []struct {
 		remote, xff, want string
 	}{
@@ -452,7 +452,7 @@ func TestClientAddr(t *testing.T) {
 		if tt.xff != "" {
 			r.Header.Set("X-Forwarded-For", tt.xff)
 		}
-		if got := th.clientAddr(r).String(); got != tt.want {
+		if got := limitAddr(resolveClientIP(r, trusted)).String(); got != tt.want {
 			t.Errorf("%s via %q: %s, want %s", tt.remote, tt.xff, got, tt.want)
 		}
 	}

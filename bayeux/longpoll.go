@@ -126,10 +126,10 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool)
 	)
 	switch {
 	case errors.As(err, &tooBig):
-		s.log.Debug("request body over the size limit", "limit", s.cfg.MaxMessageSize, "remote", r.RemoteAddr)
+		s.log.Debug("request body over the size limit", "limit", s.cfg.MaxMessageSize, "ip", logIP(s.requestIP(r)))
 		http.Error(w, fmt.Sprintf("Request entity too large (limit %d bytes)", s.cfg.MaxMessageSize), http.StatusRequestEntityTooLarge)
 	case errors.As(err, &timeout) && timeout.Timeout():
-		s.log.Debug("request body too slow", "limit", s.cfg.BodyTimeout, "remote", r.RemoteAddr)
+		s.log.Debug("request body too slow", "limit", s.cfg.BodyTimeout, "ip", logIP(s.requestIP(r)))
 		http.Error(w, fmt.Sprintf("Request timeout: the body took over %v", s.cfg.BodyTimeout), http.StatusRequestTimeout)
 	default:
 		badRequest(w, "Bad request")
@@ -264,20 +264,24 @@ func (s *Server) waitConnect(ctx context.Context, c *pendingConnect) (take, ok b
 	}
 	timer := time.NewTimer(c.hold)
 	defer timer.Stop()
-	cancelled := false
+	cancelled, shutdown := false, false
 	select {
 	case <-p.wake:
 	case <-timer.C:
 	case <-ctx.Done():
 		cancelled = true
 	case <-s.ctx.Done():
+		shutdown = true
 	}
 	take, slow := c.sess.endPoll(p, cancelled)
 	if cancelled {
 		return false, false
 	}
-	if slow {
+	switch {
+	case slow:
 		c.reply = s.slowReply(c.reply.ID)
+	case shutdown:
+		c.reply = s.drainReply(c.reply.ID)
 	}
 	c.sess.touch()
 	return take, true

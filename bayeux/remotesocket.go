@@ -48,7 +48,7 @@ func (s *Server) remoteSocket(m *nodeMsg) *remoteSocket {
 		return rs.(*remoteSocket)
 	}
 	rs := &remoteSocket{node: m.From, id: m.ID}
-	rs.socket = socket{srv: s, sink: &remoteSink{srv: s, node: m.From, id: m.ID}, req: forwardedRequest(s.ctx, m), remote: m.Remote}
+	rs.socket = socket{srv: s, sink: &remoteSink{srv: s, node: m.From, id: m.ID}, req: forwardedRequest(s.ctx, m), ip: peerAddr(m.Remote)}
 	actual, _ := s.cluster.remotes.LoadOrStore(key, rs)
 	return actual.(*remoteSocket)
 }

@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -26,15 +27,18 @@ type Server struct {
 	lim      limits
 	throttle *throttle // nil without per-address limits
 	log      *slog.Logger
-	engine   Engine
-	index    *channels.Index[*Session]
-	sessions *sessionTable
-	upgrader websocket.Upgrader
-	origins  map[string]bool // nil: any origin
+	// sessionLog writes the rate-limited lines of sessions starting and ending.
+	sessionLog sessionLog
+	engine     Engine
+	index      *channels.Index[*Session]
+	sessions   *sessionTable
+	upgrader   websocket.Upgrader
+	origins    map[string]bool // nil: any origin
 
-	ctx    context.Context // done when the server shuts down
-	cancel context.CancelFunc
-	crew   *crew // every goroutine of the server
+	ctx      context.Context // done when the server shuts down
+	cancel   context.CancelFunc
+	draining atomic.Bool // see Drain
+	crew     *crew       // every goroutine of the server
 
 	connsMu sync.Mutex
 	conns   map[*socket]struct{} // open WebSockets, closed at shutdown
@@ -55,22 +59,27 @@ type Server struct {
 // New returns a Server configured by cfg and starts its engine and its
 // session collector. Call Shutdown to stop them.
 func New(cfg Config) (*Server, error) {
+	sessionLogRate := cfg.SessionLogRate
+	if cfg.Logger == nil {
+		sessionLogRate = -1 // the session lines are for a logger of the caller's own
+	}
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:      cfg,
-		lim:      newLimits(&cfg),
-		throttle: newThrottle(&cfg),
-		log:      cfg.Logger,
-		engine:   cfg.Engine,
-		index:    channels.NewIndex[*Session](),
-		sessions: newSessionTable(),
-		ctx:      ctx,
-		cancel:   cancel,
-		crew:     newCrew(),
-		conns:    make(map[*socket]struct{}),
-		local:    locals{subs: channels.NewIndex[*localSub]()},
-		interest: newInterest(),
+		cfg:        cfg,
+		lim:        newLimits(&cfg),
+		throttle:   newThrottle(&cfg),
+		log:        cfg.Logger,
+		sessionLog: newSessionLog(cfg.Logger, sessionLogRate),
+		engine:     cfg.Engine,
+		index:      channels.NewIndex[*Session](),
+		sessions:   newSessionTable(),
+		ctx:        ctx,
+		cancel:     cancel,
+		crew:       newCrew(),
+		conns:      make(map[*socket]struct{}),
+		local:      locals{subs: channels.NewIndex[*localSub]()},
+		interest:   newInterest(),
 	}
 	for _, e := range cfg.Extensions {
 		if f, ok := e.(DeliveryFilter); ok {
@@ -177,7 +186,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt := classify(r, rest)
 	if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("request", "transport", rt.String(), "method", r.Method, "path", r.URL.Path,
-			"origin", r.Header.Get("Origin"), "remote", r.RemoteAddr)
+			"origin", r.Header.Get("Origin"), "ip", logIP(s.requestIP(r)), "remote", r.RemoteAddr)
 	}
 	done, ok := s.admit(w, r)
 	if !ok {
@@ -214,7 +223,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request) (done func(), ok 
 	if t == nil || t.maxConns <= 0 {
 		return func() {}, true
 	}
-	addr := t.clientAddr(r)
+	addr := limitAddr(s.requestIP(r))
 	if !t.open(addr) {
 		s.log.Debug("too many connections from one address", "addr", addr, "limit", t.maxConns)
 		unreadBody(w)
@@ -254,7 +263,7 @@ func (s *Server) end(sess *Session, why EndReason) {
 			}
 		})
 	}
-	s.log.Debug("session ended", "clientId", sess.id, "reason", why.String())
+	s.sessionLog.ended(sess, why)
 	s.emitDisconnect(sess, why)
 }
 
@@ -354,13 +363,15 @@ func (s *Server) pinger() {
 	}
 }
 
-// Shutdown drains the server: held connects are answered, WebSockets
+// Shutdown drains the server: held connects are answered (unsuccessful,
+// with advice to handshake again: see Drain), WebSockets
 // (this node's, and on a cluster those of other nodes whose sessions live
 // here) are closed with 1001 (going away), EventSource streams end, every
 // goroutine of the server returns, and the engine is closed. New requests
 // get 503. Call it before http.Server.Shutdown, which otherwise waits for
 // held long-polls to time out. It returns ctx's error if ctx ends first.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
 	s.cancel() // wakes held long-polls and EventSource streams, ends the loops
 	s.crew.stop()
 	s.connsMu.Lock()

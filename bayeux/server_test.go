@@ -226,36 +226,6 @@ func TestWebSocketRebindAndReload(t *testing.T) {
 	}
 }
 
-func TestShutdownAnswersHeldConnectsAndClosesSockets(t *testing.T) {
-	ts := newTestServer(t, Config{Timeout: 20 * time.Second})
-	lp := ts.handshake(t)
-	ws := ts.dial(t)
-	wsID := ts.handshake(t)
-	_ = ws.WriteMessage(websocket.TextMessage, []byte(`[{"channel":"/meta/connect","clientId":"`+wsID+`","connectionType":"websocket","id":"9"}]`))
-	bayeuxtest.Eventually(t, 5*time.Second, ts.sessions.get(wsID).waiting, "the WebSocket connect held")
-
-	answered := make(chan gjson.Result, 1)
-	go func() { answered <- ts.post(t, connectBody(lp, "")) }()
-	bayeuxtest.Eventually(t, 5*time.Second, ts.sessions.get(lp).waiting, "the long-poll held")
-
-	go func() { _ = ts.Shutdown(context.Background()) }()
-	select {
-	case r := <-answered:
-		if !r.Get("0.successful").Bool() {
-			t.Fatalf("held long-poll answer: %s", r.Raw)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("held long-poll not answered at shutdown")
-	}
-	if r := readFrame(t, ws, 3*time.Second); r.Get("0.id").String() != "9" {
-		t.Fatalf("held WebSocket connect answer: %s", r.Raw)
-	}
-	_, _, err := ws.ReadMessage()
-	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
-		t.Fatalf("socket closed with %v, want 1001", err)
-	}
-}
-
 func TestConcurrentPublishSubscribe(t *testing.T) {
 	ts := newTestServer(t, Config{})
 	const clients, msgs = 8, 50

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"hash/maphash"
 	"math/big"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,10 @@ type Session struct {
 	claimed  atomic.Int64 // unix nanoseconds of the last cluster claim
 
 	publishes *rate.Limiter // Config.PublishRate; nil when not limited
+
+	ip        netip.Addr    // the client's address at handshake (see ClientIP)
+	started   time.Time     // when the handshake registered it
+	transport atomic.Uint32 // 1 + the index in connectionTypes of the last connect's; 0 before
 
 	mu     sync.Mutex
 	closed bool
@@ -94,6 +99,33 @@ func (r EndReason) String() string {
 
 // ID returns the session's clientId.
 func (s *Session) ID() string { return s.id }
+
+// ClientIP returns the address of the client that made the handshake (see
+// the package function ClientIP); the zero Addr for a session made
+// without a request.
+func (s *Session) ClientIP() netip.Addr { return s.ip }
+
+// Transport returns the connection type of the session's last
+// /meta/connect ("websocket", "long-polling", ...), "" before its first.
+func (s *Session) Transport() string {
+	if i := s.transport.Load(); i > 0 {
+		return connectionTypes[i-1]
+	}
+	return ""
+}
+
+// setTransport records t, a supported connection type, as the session's
+// transport.
+func (s *Session) setTransport(t string) {
+	for i, c := range connectionTypes {
+		if c == t {
+			if s.transport.Load() != uint32(i+1) {
+				s.transport.Store(uint32(i + 1))
+			}
+			return
+		}
+	}
+}
 
 // Identity returns the identity an extension attached to the session, or
 // nil for an anonymous session.

@@ -3,6 +3,7 @@ package bayeux
 import (
 	"errors"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -29,7 +30,7 @@ type socket struct {
 	srv      *Server
 	sink     frameSink
 	req      *http.Request // the upgrade request, kept for extensions (else nil)
-	remote   string        // the client's address, for logs
+	ip       netip.Addr    // the client's address (see ClientIP)
 	sess     atomic.Pointer[Session]
 	flushing atomic.Bool
 	closed   atomic.Bool
@@ -63,8 +64,8 @@ func (c *socket) connect(pc *pendingConnect, reply []byte, id string) (first [][
 	// A socket serves one session: after a re-handshake it moves to the new
 	// clientId, and the old session's held connect is answered here.
 	if prev := c.sess.Swap(sess); prev != nil && prev != sess {
-		if r, _ := prev.unbind(c); r != nil {
-			first = append(first, r)
+		if h, _ := prev.unbind(c); h != nil {
+			first = append(first, h.reply)
 		}
 	}
 	old, older, ok := sess.connectOn(c, pc, reply, id)
@@ -80,12 +81,12 @@ func (c *socket) connect(pc *pendingConnect, reply []byte, id string) (first [][
 	return first, pc.hold > 0
 }
 
-// detach unbinds the socket from sess and returns the reply of a connect
-// held on it, if any.
-func (c *socket) detach(sess *Session) []byte {
+// detach unbinds the socket from sess and returns the connect held on
+// it, if any.
+func (c *socket) detach(sess *Session) *held {
 	c.sess.CompareAndSwap(sess, nil)
-	r, _ := sess.unbind(c)
-	return r
+	h, _ := sess.unbind(c)
+	return h
 }
 
 // notify starts a flush unless one is running.
@@ -171,11 +172,13 @@ func (c *socket) end(why EndReason) {
 	c.srv.crew.spawn(func() { c.close(code, text) })
 }
 
-// shutdown answers the held connect, then closes with 1001 (going away).
+// shutdown answers the held connect (see Server.drainReply), then closes
+// with 1001 (going away).
 func (c *socket) shutdown() {
 	if sess := c.sess.Load(); sess != nil {
-		if reply := c.detach(sess); reply != nil {
-			_ = c.write(reply)
+		if h := c.detach(sess); h != nil {
+			r := c.srv.drainReply(h.id)
+			_ = c.write(c.srv.encodeAlone(c.srv.ctx, c.req, &r))
 		}
 	}
 	c.close(closeGoingAway, "server shutting down")

@@ -2,9 +2,7 @@ package bayeux
 
 import (
 	"hash/maphash"
-	"net/http"
 	"net/netip"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +19,6 @@ type throttle struct {
 	hsBurst   int
 	publish   rate.Limit
 	pubBurst  int
-	trusted   []netip.Prefix
 
 	seed   maphash.Seed
 	shards [32]struct {
@@ -49,7 +46,6 @@ func newThrottle(c *Config) *throttle {
 		hsBurst:   c.HandshakeBurst,
 		publish:   rate.Limit(c.PublishRate),
 		pubBurst:  c.PublishBurst,
-		trusted:   c.TrustedProxies,
 		seed:      maphash.MakeSeed(),
 	}
 	for i := range t.shards {
@@ -147,47 +143,13 @@ func (t *throttle) sweep(now time.Time) {
 	}
 }
 
-// clientAddr returns the address the per-address limits count r against:
-// its peer's, or, when the peer is a trusted proxy, the last address of
-// X-Forwarded-For that is not a trusted proxy. IPv6 addresses are reduced
-// to their /64 network, which one host usually controls whole.
-func (t *throttle) clientAddr(r *http.Request) netip.Addr {
-	addr := peerAddr(r.RemoteAddr)
-	if t.trustedProxy(addr) {
-		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
-		for i := len(hops) - 1; i >= 0; i-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-			if err != nil {
-				break
-			}
-			addr = a.Unmap()
-			if !t.trustedProxy(addr) {
-				break
-			}
-		}
+// limitAddr returns the address the per-address limits count the client
+// address a against: a itself, or for IPv6 its /64 network, which one host
+// usually controls whole.
+func limitAddr(a netip.Addr) netip.Addr {
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
 	}
-	if addr.Is6() {
-		p, _ := addr.Prefix(64)
-		addr = p.Addr()
-	}
-	return addr
-}
-
-func (t *throttle) trustedProxy(a netip.Addr) bool {
-	for _, p := range t.trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// peerAddr parses an http.Request's RemoteAddr; an unparseable one (a
-// test's, a Unix socket's) is the zero Addr, counted as one address.
-func peerAddr(remote string) netip.Addr {
-	if ap, err := netip.ParseAddrPort(remote); err == nil {
-		return ap.Addr().Unmap()
-	}
-	a, _ := netip.ParseAddr(remote)
-	return a.Unmap()
+	return a
 }

@@ -39,12 +39,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, done fun
 	conn, err := s.upgrader.Upgrade(hj, r, nil)
 	if err != nil {
 		done()
-		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		s.log.Debug("websocket upgrade failed", "ip", logIP(s.requestIP(r)), "err", err)
 		return // the upgrader has answered the request
 	}
 	conn.SetReadLimit(s.cfg.MaxMessageSize)
 	c := &wsConn{conn: conn, wc: hj.Conn, release: done}
-	c.socket = socket{srv: s, sink: c, req: s.keptRequest(r), remote: r.RemoteAddr, onClose: c.unregister}
+	c.socket = socket{srv: s, sink: c, req: s.keptRequest(r), ip: s.requestIP(r), onClose: c.unregister}
 	s.connsMu.Lock()
 	s.conns[&c.socket] = struct{}{}
 	s.connsMu.Unlock()
@@ -83,7 +83,7 @@ func (c *wsConn) closeIfSessionless() {
 	forwarding := len(c.owners) > 0
 	c.remoteMu.Unlock()
 	if c.sess.Load() == nil && !forwarding {
-		c.srv.log.Debug("closing a websocket without a session", "remote", c.remote)
+		c.srv.log.Debug("closing a websocket without a session", "ip", logIP(c.ip))
 		c.close(closePolicy, "no session")
 	}
 }
@@ -138,7 +138,7 @@ func (c *wsConn) read() {
 		}
 		if err != nil {
 			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
-				c.srv.log.Debug("websocket read ended", "remote", c.remote, "err", err)
+				c.srv.log.Debug("websocket read ended", "ip", logIP(c.ip), "err", err)
 			}
 			c.close(closeAbnormal, "")
 			return
@@ -186,12 +186,12 @@ func (c *wsConn) handleFrame(data []byte, held [][]byte) ([][]byte, bool) {
 	s := c.srv
 	msgs, err := s.lim.parseBatch(data)
 	if errors.Is(err, errTooMany) {
-		s.log.Debug("closing a websocket: batch too large", "remote", c.remote, "limit", s.lim.batch)
+		s.log.Debug("closing a websocket: batch too large", "ip", logIP(c.ip), "limit", s.lim.batch)
 		c.close(closePolicy, fmt.Sprintf("more than %d messages in one frame", s.lim.batch))
 		return held, false
 	}
 	if err != nil {
-		s.log.Debug("ignoring an unparseable websocket frame", "remote", c.remote, "bytes", len(data), "err", err)
+		s.log.Debug("ignoring an unparseable websocket frame", "ip", logIP(c.ip), "bytes", len(data), "err", err)
 		return held, true
 	}
 	if len(msgs) == 0 {

@@ -153,6 +153,15 @@ func (a *access) source(r *http.Request) (netip.Addr, bool) {
 	return addr, true // every hop is a trusted proxy
 }
 
+// sourceText is the source of r for the logs (see source): the peer
+// address as given when it does not parse.
+func (a *access) sourceText(r *http.Request) string {
+	if src, ok := a.source(r); ok {
+		return src.String()
+	}
+	return r.RemoteAddr
+}
+
 // parseAddr parses "ip", "ip:port" or "[ip]:port", without zone and with
 // IPv4-mapped IPv6 addresses turned into IPv4.
 func parseAddr(s string) (netip.Addr, bool) {

@@ -1,12 +1,15 @@
 package api_test
 
 import (
+	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/bayeux/api"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 func TestAccess(t *testing.T) {
@@ -110,3 +113,17 @@ func TestAccess(t *testing.T) {
 }
 
 func mods(m ...func(*http.Request)) []func(*http.Request) { return m }
+
+// TestRefusalLogNamesTheClient checks that a refused request is logged
+// with the client address a trusted proxy names, not the proxy's.
+func TestRefusalLogNamesTheClient(t *testing.T) {
+	out := &bayeuxtest.Buffer{}
+	e := newEnv(t, bayeux.Config{}, api.Config{Keys: []string{"k"}, TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
+		Logger: slog.New(slog.NewTextHandler(out, nil))})
+	if r := e.call(t, "GET", "/clients", "", from("10.0.0.1:5000"), header("X-Forwarded-For", "203.0.113.4")); r.status != 401 {
+		t.Fatalf("status %d", r.status)
+	}
+	if !strings.Contains(out.String(), "ip=203.0.113.4") {
+		t.Fatalf("log: %s", out.String())
+	}
+}

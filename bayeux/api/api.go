@@ -20,7 +20,8 @@ const DefaultMaxBodyBytes = 1 << 20
 // that answers only requests from the loopback addresses.
 type Config struct {
 	// Keys are the API keys. When there is at least one, every request
-	// except GET /health must present one of them, as
+	// except the probes (GET /health, /healthz, /readyz) must present one
+	// of them (several keys let a key be rotated without downtime), as
 	// "Authorization: Bearer <key>" or "X-API-Key: <key>"; otherwise it is
 	// answered 401. Keys are compared in constant time. Surrounding spaces
 	// are ignored, and so are empty keys.
@@ -95,21 +96,24 @@ func New(srv *bayeux.Server, cfg Config) http.Handler {
 	h.route("/channels", methods{http.MethodGet: h.channels})
 	h.route("/history", methods{http.MethodGet: h.history, http.MethodDelete: h.removeHistory})
 	h.route("/presence", methods{http.MethodGet: h.presence})
+	h.router.Handle(livenessPath, Liveness())
+	h.router.Handle(readinessPath, Readiness(srv))
 	h.router.NotFoundHandler = h.wrap(func(http.ResponseWriter, *http.Request) error {
 		return errNotFound("no such route")
 	})
 	return h
 }
 
-// healthPath is the one route served without authorization.
+// healthPath is the oldest of the probes, the routes served without
+// authorization.
 const healthPath = "/health"
 
-// ServeHTTP authorizes the request, then routes it.
+// ServeHTTP authorizes the request (the probes excepted), then routes it.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != healthPath {
+	if p := r.URL.Path; p != healthPath && p != livenessPath && p != readinessPath {
 		if err := h.access.authorize(r); err != nil {
 			h.log.Info("api: request refused", "method", r.Method, "path", r.URL.Path,
-				"remote", r.RemoteAddr, "reason", err.message)
+				"ip", h.access.sourceText(r), "reason", err.message)
 			h.writeError(w, r, err)
 			return
 		}
@@ -160,6 +164,6 @@ func (h *handler) wrap(fn handlerFunc) http.Handler {
 		if err != nil {
 			h.writeError(w, r, err)
 		}
-		h.log.Debug("api: call", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		h.log.Debug("api: call", "method", r.Method, "path", r.URL.Path, "ip", h.access.sourceText(r), "err", err)
 	})
 }

@@ -29,15 +29,21 @@
 // page the operator visits cannot use a loopback-only API through the
 // operator's browser.
 //
-// GET /health is served to everyone, without key: it reveals nothing but
-// that the process answers, and load balancers and orchestrators probe it
-// without credentials.
+// The probes are served to everyone, without key: load balancers and
+// orchestrators call them without credentials. GET /health and /healthz
+// reveal nothing but that the process answers; GET /readyz says whether
+// the server should get new clients (bayeux.Server.Ready): 503 with a
+// reason while it drains or while its engine (Redis) is out of reach.
+// Liveness and Readiness return the same probes, to serve elsewhere (the
+// bayou command serves them on the Bayeux listener too).
 //
 // # Routes
 //
 // Every answer is JSON. Successful actions answer {"ok":true}.
 //
 //	GET    /health                     {"ok":true}
+//	GET    /healthz                    {"ok":true}: the process serves
+//	GET    /readyz                     {"ok":true}, or 503 {"ok":false,"reason":"..."}
 //	POST   /publish                    publish one message, or a batch
 //	POST   /clients/{clientId}/deliver send a message to one client
 //	DELETE /clients/{clientId}         disconnect a client

@@ -316,10 +316,3 @@ func (n *testNode) mustPublish(tb testing.TB, channel, msg string) {
 		tb.Fatalf("%s: publish %s: %v", n.NodeID(), channel, err)
 	}
 }
-
-// listening reports whether the engine's pub/sub connection is up.
-func (e *Engine) listening() bool {
-	e.sub.mu.Lock()
-	defer e.sub.mu.Unlock()
-	return e.sub.conn != nil
-}

@@ -137,7 +137,7 @@ func startRun(t *testing.T, args ...string) string {
 	stdout := &bayeuxtest.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0", "--timeout", "1", "--log-level", "error"}, args...), noEnv, stdout, io.Discard)
+		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0", "--timeout", "1", "--log-level", "error"}, args...), noEnv, stdout, io.Discard, nil)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -36,16 +36,13 @@ func applyConfigFile(path string, fs *flag.FlagSet, explicit map[string]bool) (*
 	for _, key := range keys {
 		raw := file[key]
 		if key == "acl" {
-			rules = &acl.Config{}
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(rules); err != nil {
-				return nil, fmt.Errorf("--config %s: acl: %w", path, err)
+			if rules, err = decodeACL(raw); err != nil {
+				return nil, fmt.Errorf("--config %s: %w", path, err)
 			}
 			continue
 		}
 		f := fs.Lookup(key)
-		if f == nil || key == "config" {
+		if f == nil || key == "config" || key == "version" {
 			return nil, fmt.Errorf("--config %s: unknown setting %q", path, key)
 		}
 		if explicit[key] {
@@ -105,4 +102,37 @@ func flagText(raw json.RawMessage) (string, error) {
 		return strings.Join(items, ","), nil
 	}
 	return "", fmt.Errorf("want a string, number, boolean or array of strings, got %s", raw)
+}
+
+// decodeACL decodes the config file's "acl" value.
+func decodeACL(raw json.RawMessage) (*acl.Config, error) {
+	rules := &acl.Config{}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(rules); err != nil {
+		return nil, fmt.Errorf("acl: %w", err)
+	}
+	return rules, nil
+}
+
+// readACL reads the access rules of the config file at path again (on
+// SIGHUP): nil when it has none. Its other settings are not read.
+func readACL(path string) (*acl.Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	var file map[string]json.RawMessage
+	if err := json.Unmarshal(b, &file); err != nil {
+		return nil, fmt.Errorf("--config %s: %w", path, err)
+	}
+	raw, ok := file["acl"]
+	if !ok {
+		return nil, nil
+	}
+	rules, err := decodeACL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("--config %s: %w", path, err)
+	}
+	return rules, nil
 }

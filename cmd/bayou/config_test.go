@@ -47,7 +47,7 @@ func TestConfigFile(t *testing.T) {
 		{name: "values from the file", args: []string{"--config", path}, check: func(o *options) bool {
 			return o.addr == "127.0.0.1:9100" && o.timeout == 7.5 && o.ping == 0 && o.auth.mode == "token" &&
 				o.auth.tokenSecret == "from-file" && o.auth.protect == "/private/**,/admin" && o.auth.requireHandshake &&
-				o.apiAddr == "127.0.0.1:9101" && o.apiKey == "k" && o.mount == "/bayeux"
+				o.api.addr == "127.0.0.1:9101" && o.api.keys.String() == "k" && o.mount == "/bayeux"
 		}},
 		{name: "file named by the environment", env: map[string]string{"BAYOU_CONFIG": path},
 			check: func(o *options) bool { return o.addr == "127.0.0.1:9100" }},

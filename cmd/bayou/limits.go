@@ -39,7 +39,7 @@ func (l *limitOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&l.handshakeBurst, "handshake-burst", 0, "handshakes per client address allowed at once; 0: twice --handshake-rate")
 	fs.Float64Var(&l.publishRate, "publish-rate", 0, "publishes per second per client, or per address for anonymous ones (more: a 429 error); 0: no limit")
 	fs.IntVar(&l.publishBurst, "publish-burst", 0, "publishes allowed at once; 0: twice --publish-rate")
-	fs.StringVar(&l.trustedProxies, "trusted-proxies", "", "comma-separated networks of reverse proxies (e.g. 127.0.0.1/32,10.0.0.0/8) whose X-Forwarded-For names the client address for the per-address limits")
+	fs.StringVar(&l.trustedProxies, "trusted-proxies", "", "comma-separated networks of reverse proxies (e.g. 127.0.0.1/32,10.0.0.0/8) whose X-Forwarded-For names the client address, on the Bayeux and the API listeners: the address the logs, the per-address limits and the auth callback see (the header of any other peer is ignored)")
 }
 
 func (l *limitOptions) validate() error {
@@ -70,19 +70,7 @@ func (l *limitOptions) validate() error {
 
 // proxies parses --trusted-proxies: networks, or single addresses.
 func (l *limitOptions) proxies() ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range list(l.trustedProxies) {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, fmt.Errorf("--trusted-proxies: %q is neither a network nor an address", s)
-			}
-			p = netip.PrefixFrom(a, a.BitLen())
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
+	return prefixes("trusted-proxies", l.trustedProxies)
 }
 
 // apply sets the limits in c; the options are valid.

@@ -9,8 +9,12 @@
 //	bayou --auth jwt --jwt-secret s3cret  # a JWT in ext; its "channels" claim lists the allowed channels
 //	bayou --auth callback --callback-url http://127.0.0.1:9000/auth
 //	bayou --history '/chat/**=100:10m'   # keep 100 messages per chat channel for replay
+//	bayou --tls-cert cert.pem --tls-key key.pem  # HTTPS and WSS; SIGHUP reloads them
+//	bayou version                        # module version and VCS revision
 //
-// Run bayou --help for every flag.
+// SIGTERM and SIGINT drain the server (see --pre-drain, --drain-timeout);
+// SIGHUP reloads the token file, the config file's ACL and the TLS
+// certificate. Run bayou --help for every flag.
 package main
 
 import (
@@ -19,23 +23,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/bayeux/api"
-	"github.com/bayou-pubsub/bayou/bayeux/redis"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, hup); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
@@ -44,114 +45,79 @@ func main() {
 	}
 }
 
-// run serves until ctx is done, then drains: held connects are answered and
-// WebSockets closed with 1001 before the listener stops.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// run serves until ctx is done, then drains (see lifecycleOptions.drain).
+// Each value received from hup reloads what can be reloaded (see
+// reloader); nil never does.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hup <-chan os.Signal) error {
+	if len(args) > 0 && args[0] == "version" {
+		args = append([]string{"--version"}, args[1:]...) // bayou version [flags]
+	}
 	opts, err := parseOptions(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
-	log, err := opts.logger(stderr)
+	if opts.showVersion {
+		fmt.Fprintln(stdout, versionText())
+		return nil
+	}
+	log := opts.log.logger(stderr)
+	cfg := opts.config(log)
+	exts, chain, err := serverExtensions(opts, log)
 	if err != nil {
 		return err
 	}
-	cfg := opts.config(log)
-	if cfg.Extensions, err = opts.extensions(log); err != nil {
-		return err
-	}
+	cfg.Extensions = exts
 	pres, err := opts.presence.extension(log)
 	if err != nil {
 		return err
 	}
-	var presenceAPI api.Presence
+	var presenceAPI api.Presence // nil without presence (not a nil *presence.Presence)
 	if pres != nil {
 		cfg.Extensions = append(cfg.Extensions, pres)
 		presenceAPI = pres
 	}
-	if opts.redisURL != "" {
-		engine, err := redis.New(ctx, redis.Config{URL: opts.redisURL, Namespace: opts.redisNamespace, Logger: log})
-		if err != nil {
-			return fmt.Errorf("--redis: %w", err)
+	var cert *certificate
+	if opts.tls.cert != "" {
+		if cert, err = loadCertificate(opts.tls.cert, opts.tls.key); err != nil {
+			return err
 		}
+	}
+	engine, err := opts.redis.engine(ctx, log)
+	if err != nil {
+		return err
+	}
+	if engine != nil {
 		cfg.Engine = engine
-		log.Info("cluster engine on Redis", "url", opts.redisURL, "node", engine.NodeID())
 	}
 	srv, err := bayeux.New(cfg)
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", srv) // the server answers its mount paths and 404s the rest
-	listeners := []listener{{name: "Bayeux", addr: opts.addr, path: opts.mount, handler: mux}}
-	if opts.apiAddr != "" {
-		var keys []string
-		if opts.apiKey != "" {
-			keys = []string{opts.apiKey}
-		}
-		listeners = append(listeners, listener{name: "the HTTP API", addr: opts.apiAddr, path: "/", handler: api.New(srv, api.Config{Keys: keys, Presence: presenceAPI, Logger: log})})
+	servers, errc, err := serve(opts.listeners(srv, cert, presenceAPI, log), stdout, log)
+	if err != nil {
+		_ = srv.Shutdown(context.Background())
+		return err
 	}
-	if opts.pprofAddr != "" {
-		listeners = append(listeners, listener{name: "pprof", addr: opts.pprofAddr, path: "/debug/pprof/", handler: pprofHandler()})
-	}
-	servers := make([]*http.Server, 0, len(listeners))
-	errc := make(chan error, len(listeners))
-	for _, l := range listeners {
-		ln, err := net.Listen("tcp", l.addr)
-		if err != nil {
+	log.Info("settings", "version", versionText(), "timeout", opts.timeout, "ping", opts.ping, "auth", opts.auth.mode,
+		"aclRules", opts.aclRules(), "history", opts.history.rules.String(), "ack", !opts.history.noAck, "tls", cert != nil)
+
+	rl := &reloader{opts: opts, log: log, chain: chain, cert: cert}
+	for {
+		select {
+		case err := <-errc:
 			_ = srv.Shutdown(context.Background())
 			for _, hs := range servers {
 				_ = hs.Close()
 			}
-			return fmt.Errorf("listen for %s: %w", l.name, err)
-		}
-		hs := &http.Server{Handler: l.handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-		servers = append(servers, hs)
-		url := fmt.Sprintf("http://%s%s", ln.Addr(), l.path)
-		fmt.Fprintf(stdout, "bayou serving %s at %s\n", l.name, url)
-		log.Info("serving", "what", l.name, "url", url)
-		go func() { errc <- hs.Serve(ln) }()
-	}
-	log.Info("settings", "timeout", opts.timeout, "ping", opts.ping, "auth", opts.auth.mode, "aclRules", opts.aclRules(),
-		"history", opts.history.rules.String(), "ack", !opts.history.noAck)
-
-	select {
-	case err := <-errc:
-		_ = srv.Shutdown(context.Background())
-		for _, hs := range servers {
-			_ = hs.Close()
-		}
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	drain, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(drain); err != nil {
-		log.Warn("bayeux shutdown", "err", err)
-	}
-	for _, hs := range servers {
-		if err := hs.Shutdown(drain); err != nil {
-			return fmt.Errorf("http shutdown: %w", err)
+			return fmt.Errorf("serve: %w", err)
+		case <-hup:
+			if err := rl.reload(); err != nil {
+				log.Error("reload failed; what did not load is unchanged", "err", err)
+			} else {
+				log.Info("reloaded", "extensions", chain != nil, "certificate", cert != nil, "aclRules", opts.aclRules())
+			}
+		case <-ctx.Done():
+			return opts.lifecycle.drain(srv, servers, log)
 		}
 	}
-	return nil
-}
-
-// listener is one HTTP listener of the command.
-type listener struct {
-	name    string
-	addr    string
-	path    string // printed after the address
-	handler http.Handler
-}
-
-// pprofHandler serves the runtime profiles (go tool pprof URL/debug/pprof/profile).
-func pprofHandler() http.Handler {
-	m := http.NewServeMux()
-	m.HandleFunc("/debug/pprof/", pprof.Index)
-	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return m
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -26,27 +27,26 @@ type options struct {
 	maxMessageSize int64
 	maxQueueBytes  int
 	clientJS       string
-	logLevel       string
+	// showVersion is --version: print the version and exit.
+	showVersion bool
 
-	auth     authOptions
-	limits   limitOptions
-	history  historyOptions
-	presence presenceOptions
+	auth      authOptions
+	limits    limitOptions
+	history   historyOptions
+	presence  presenceOptions
+	tuning    tuningOptions
+	log       logOptions
+	tls       tlsOptions
+	lifecycle lifecycleOptions
+	api       apiOptions
+	redis     redisOptions
 
 	// acl holds the access rules of the config file ("acl"), nil when
 	// there are none.
 	acl *acl.Config
 
-	// apiAddr is the address of the HTTP management API (empty: not
-	// served) and apiKey the key its clients must present.
-	apiAddr string
-	apiKey  string
 	// pprofAddr serves the runtime profiles when set.
 	pprofAddr string
-	// redisURL selects the Redis cluster engine; redisNamespace prefixes
-	// its keys.
-	redisURL       string
-	redisNamespace string
 }
 
 // envName returns the environment variable that sets flag name.
@@ -85,6 +85,10 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usageHeader)
 		fs.VisitAll(func(f *flag.Flag) {
+			if f.Name == "version" {
+				fmt.Fprintf(stderr, "  --%s\n    \t%s\n", f.Name, f.Usage)
+				return
+			}
 			fmt.Fprintf(stderr, "  --%s (%s)\n    \t%s (default %q)\n", f.Name, envName(f.Name), f.Usage, f.DefValue)
 		})
 	}
@@ -97,15 +101,17 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.Int64Var(&o.maxMessageSize, "max-message-size", 1<<20, "largest WebSocket frame or HTTP request body accepted, in bytes")
 	fs.IntVar(&o.maxQueueBytes, "max-queue-bytes", 4<<20, "bytes that may wait for one client before it is dropped as a slow consumer")
 	fs.StringVar(&o.clientJS, "client-js", "", "path of a browser bundle to serve at <mount>.js and <mount>/client.js (e.g. node_modules/faye/client/faye-browser-min.js)")
-	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&o.showVersion, "version", false, "print the version (module version and VCS revision) and exit; so does the command bayou version")
+	o.log.register(fs)
 	o.auth.register(fs)
 	o.limits.register(fs)
 	o.history.register(fs)
 	o.presence.register(fs)
-	fs.StringVar(&o.apiAddr, "api-addr", "", "address of the HTTP management API, host:port; empty disables it")
-	fs.StringVar(&o.apiKey, "api-key", "", "key that clients of the management API must present (without one, only loopback addresses are served)")
-	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db) of a cluster of bayou nodes sharing channels and sessions; empty runs a single node in memory")
-	fs.StringVar(&o.redisNamespace, "redis-namespace", "bayou", "prefix of the keys and channels used in Redis, so that several clusters can share one")
+	o.tuning.register(fs)
+	o.tls.register(fs)
+	o.lifecycle.register(fs)
+	o.api.register(fs)
+	o.redis.register(fs)
 	fs.StringVar(&o.pprofAddr, "pprof", "", "address to serve Go runtime profiles on (/debug/pprof/), e.g. 127.0.0.1:6060; empty disables it")
 
 	// Environment values become the flags' values before the command line
@@ -114,6 +120,9 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	explicit := map[string]bool{}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "version" {
+			return // a command, not a setting: BAYOU_VERSION may well mean something else
+		}
 		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
 			if err := f.Value.Set(v); err != nil {
 				envErr = fmt.Errorf("%s=%q: %w", envName(f.Name), v, err)
@@ -124,9 +133,13 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	if envErr != nil {
 		return nil, envErr
 	}
-	o.history.rules.restart = true // --history flags replace BAYOU_HISTORY's rules
+	// --history and --api-key flags replace the environment's items.
+	o.history.rules.restart, o.api.keys.restart = true, true
 	if err := fs.Parse(args); err != nil {
 		return nil, err
+	}
+	if o.showVersion {
+		return o, nil
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -156,16 +169,60 @@ func (o *options) validate() error {
 	if !strings.HasPrefix(o.mount, "/") {
 		return fmt.Errorf("--mount must start with /, got %q", o.mount)
 	}
-	if err := o.limits.validate(); err != nil {
-		return err
+	for _, validate := range []func() error{o.log.validate, o.limits.validate, o.history.validate, o.tuning.validate,
+		o.tls.validate, func() error { return o.lifecycle.validate(o.mount) }, o.api.validate, o.redis.validate, o.auth.validate} {
+		if err := validate(); err != nil {
+			return err
+		}
 	}
-	if err := o.history.validate(); err != nil {
-		return err
-	}
-	return o.auth.validate()
+	return nil
 }
 
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// listValue is a repeatable flag of comma-separated items (such as
+// --api-key): each Set adds the items of its text, except that the first
+// Set after restart replaces them, so that the command line replaces the
+// environment's items rather than adding to them.
+type listValue struct {
+	items   []string
+	restart bool
+}
+
+// String returns the items, comma-separated.
+func (l *listValue) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(l.items, ",")
+}
+
+// Set adds the comma-separated items of s.
+func (l *listValue) Set(s string) error {
+	if l.restart {
+		l.items, l.restart = nil, false
+	}
+	l.items = append(l.items, list(s)...)
+	return nil
+}
+
+// prefixes parses the comma-separated networks or single addresses of the
+// flag name.
+func prefixes(name, s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, item := range list(s) {
+		p, err := netip.ParsePrefix(item)
+		if err != nil {
+			a, aerr := netip.ParseAddr(item)
+			if aerr != nil {
+				return nil, fmt.Errorf("--%s: %q is neither a network nor an address", name, item)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
 
 // list splits a comma-separated flag value, dropping empty items.
 func list(s string) []string {
@@ -189,6 +246,7 @@ func (o *options) config(log *slog.Logger) bayeux.Config {
 		MaxQueueBytes:  o.maxQueueBytes,
 		ClientScript:   o.clientJS,
 		Logger:         log,
+		SessionLogRate: o.log.sessionLogRate(),
 	}
 	if o.ping == 0 {
 		c.Ping = -1 // disabled
@@ -196,16 +254,8 @@ func (o *options) config(log *slog.Logger) bayeux.Config {
 	c.AllowedOrigins = list(o.allowedOrigins)
 	o.limits.apply(&c)
 	o.history.apply(&c)
+	o.tuning.apply(&c)
 	return c
-}
-
-// logger returns a text logger on w at the options' level.
-func (o *options) logger(w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), nil
 }
 
 // aclRules returns the number of ACL rules, for the start-up log.

@@ -95,7 +95,7 @@ func TestRunServesAndDrains(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--timeout", "1", "--log-level", "error"},
-			func(string) string { return "" }, stdout, &bytes.Buffer{})
+			func(string) string { return "" }, stdout, &bytes.Buffer{}, nil)
 	}()
 	urlOf := func(what string) string {
 		re := regexp.MustCompile(`serving ` + what + ` at (http://\S+)`)

@@ -88,7 +88,7 @@ async function spawnServer(bin, args, banner, name) {
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (chunk) => {
       out += chunk;
-      const m = out.match(new RegExp(`${banner} (http://\\S+)`));
+      const m = out.match(new RegExp(`${banner} (https?://\\S+)`));
       if (m) resolve(m[1]);
     });
     exit.then((e) => reject(new Error(`${name} exited (${JSON.stringify(e)}) before listening:\n${lines.join('\n')}`)));
@@ -137,7 +137,7 @@ export async function startBayouBinary({ timeout = 3, args = [] } = {}) {
   const a = ['--addr', '127.0.0.1:0', '--mount', '/bayeux', '--timeout', String(timeout), '--client-js', FAYE_BUNDLE, ...args];
   const s = await spawnServer(BAYOU, a, 'serving Bayeux at', 'bayou');
   const u = new URL(s.url);
-  return { ...s, origin: u.origin, port: Number(u.port) };
+  return { ...s, origin: u.origin, port: Number(u.port), mark: () => s.lines.length };
 }
 
 // startChat starts the examples/chat binary on a free port, with extra
@@ -210,8 +210,9 @@ export async function launchBrowser() {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_FLAGS, timeout: 30_000 });
 }
 
-// openPage opens pages/<name> in a fresh browser context, either from the
-// static origin (cross-origin to Bayou) or from Bayou's own origin.
+// openPage opens pages/<name> in a fresh browser context (made with
+// contextOptions, such as ignoreHTTPSErrors), either from the static
+// origin (cross-origin to Bayou) or from Bayou's own origin.
 //
 // Bayou (the test server) serves only its mount, so a same-origin page is
 // made this way: the tab first navigates to Bayou's <mount>.js (a real
@@ -222,8 +223,8 @@ export async function launchBrowser() {
 // server. (Answering the page URL with page.route/fulfill does not do: the
 // synthetic response has no address space, and Chromium's Local Network
 // Access checks then block the WebSocket to 127.0.0.1.)
-export async function openPage(browser, { bayou, web, name, sameOrigin }) {
-  const context = await browser.newContext();
+export async function openPage(browser, { bayou, web, name, sameOrigin, contextOptions = {} }) {
+  const context = await browser.newContext(contextOptions);
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));

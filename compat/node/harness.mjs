@@ -327,10 +327,11 @@ export function rawPost(url, payload, ms = 5000) {
  * client.compat.outgoing, so tests can see replies, advice and handshakes.
  * Pass the node:test context `t` to get the client destroyed after the test.
  */
-export function fayeClient(url, { websocket = true, retry, timeout } = {}, t) {
+export function fayeClient(url, { websocket = true, retry, timeout, tls } = {}, t) {
   const options = {};
   if (retry !== undefined) options.retry = retry;
   if (timeout !== undefined) options.timeout = timeout;
+  if (tls !== undefined) options.tls = tls; // e.g. { ca } for a server with a self-signed certificate
   const client = new faye.Client(url, options);
   if (!websocket) client.disable('websocket');
   const incoming = new Inbox('faye incoming');

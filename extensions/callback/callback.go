@@ -159,6 +159,9 @@ func (c *Callback) Incoming(ctx context.Context, m *bayeux.Message) {
 		typ = "publish"
 	}
 	req := Request{Type: typ, ClientID: m.ClientID, Channel: m.Channel, Headers: c.forwarded(m.Request)}
+	if ip, ok := bayeux.ClientIP(ctx); ok && ip.IsValid() {
+		req.IP = ip.String()
+	}
 	if m.Session != nil {
 		req.ClientID = m.Session.ID()
 		req.Identity = fromIdentity(m.Session.Identity())
@@ -256,6 +259,7 @@ func (c *Callback) key(req *Request) [sha256.Size]byte {
 	for _, name := range c.headers {
 		part(req.Headers[name])
 	}
+	part(req.IP)
 	if req.Identity == nil {
 		part("anonymous")
 	} else {

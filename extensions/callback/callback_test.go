@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -183,10 +184,12 @@ func TestRequestContent(t *testing.T) {
 		t.Fatalf("%d requests: %+v", len(got), got)
 	}
 	hs, sub, pub := got[0], got[1], got[2]
-	if hs.Type != "handshake" || hs.Channel != "/meta/handshake" || hs.ClientID != id || string(hs.Ext) != `{"token":"t1"}` || hs.Identity != nil {
+	if hs.Type != "handshake" || hs.Channel != "/meta/handshake" || hs.ClientID != id || string(hs.Ext) != `{"token":"t1"}` || hs.Identity != nil ||
+		hs.IP != "127.0.0.1" {
 		t.Errorf("handshake request %+v (clientId %s)", hs, id)
 	}
-	if sub.Type != "subscribe" || sub.Subscription != "/room" || sub.Identity == nil || sub.Identity.User != "ana" || sub.Ext != nil {
+	if sub.Type != "subscribe" || sub.Subscription != "/room" || sub.Identity == nil || sub.Identity.User != "ana" || sub.Ext != nil ||
+		sub.IP != "127.0.0.1" {
 		t.Errorf("subscribe request %+v", sub)
 	}
 	if pub.Type != "publish" || pub.Channel != "/room" || string(pub.Data) != `{"n":1}` || string(pub.Ext) != `{"token":"t1","keep":2}` ||
@@ -314,5 +317,34 @@ func TestNewErrors(t *testing.T) {
 		if _, err := New(Config{URL: u}); err == nil {
 			t.Errorf("New accepted URL %q", u)
 		}
+	}
+}
+
+// TestRequestIPBehindAProxy checks that the back end gets the client
+// address a trusted proxy names, and the peer's when the peer is not
+// trusted (a forged X-Forwarded-For is ignored).
+func TestRequestIPBehindAProxy(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		trusted []netip.Prefix
+		want    string
+	}{
+		{"trusted proxy", []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, "203.0.113.9"},
+		{"untrusted peer", nil, "127.0.0.1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			be := newBackend(t, func(Request) (int, Answer) { return 200, Answer{Allow: true} })
+			c, err := New(Config{URL: be.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts := testserver.New(t, bayeux.Config{Extensions: []bayeux.Extension{c}, TrustedProxies: tt.trusted})
+			ts.Post(t, `{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}`,
+				"X-Forwarded-For", "203.0.113.9")
+			got := be.requests()
+			if len(got) != 1 || got[0].IP != tt.want {
+				t.Fatalf("requests %+v, want ip %s", got, tt.want)
+			}
+		})
 	}
 }

@@ -10,7 +10,7 @@ import (
 //
 //	{"type": "subscribe", "clientId": "k3…", "channel": "/meta/subscribe",
 //	 "subscription": "/users/u1/**", "ext": {"token": "…"},
-//	 "headers": {"Authorization": "Bearer …"},
+//	 "headers": {"Authorization": "Bearer …"}, "ip": "203.0.113.9",
 //	 "identity": {"user": "u1", "roles": ["member"]}}
 type Request struct {
 	// Type is "handshake", "subscribe" or "publish".
@@ -31,6 +31,10 @@ type Request struct {
 	// Headers holds the HTTP request headers named in Config.Headers that
 	// the request had (for a WebSocket, its upgrade request's).
 	Headers map[string]string `json:"headers,omitempty"`
+	// IP is the client's address (bayeux.ClientIP: behind one of the
+	// server's TrustedProxies, the address X-Forwarded-For names); empty
+	// when unknown.
+	IP string `json:"ip,omitempty"`
 	// Identity is the session's current identity, if it has one.
 	Identity *Identity `json:"identity,omitempty"`
 }

@@ -328,7 +328,7 @@ describe('README snippets', { skip }, () => {
     const run = ALL.find((b) => b.file === 'README.md' && /^make build\b/m.test(b.code));
     assert.ok(run, 'README.md shows `make build`');
     const makefile = fs.readFileSync(path.join(ROOT, 'Makefile'), 'utf8');
-    assert.match(makefile, /^build:\n\tgo build -o bin\/bayou \.\/cmd\/bayou$/m, 'the Makefile\'s build target');
+    assert.match(makefile, /^build:\n\tgo build -buildvcs=auto -o bin\/bayou \.\/cmd\/bayou$/m, 'the Makefile\'s build target');
     const mod = /^module (\S+)$/m.exec(fs.readFileSync(path.join(ROOT, 'go.mod'), 'utf8'))[1];
     assert.match(run.code, new RegExp(`^go install ${mod.replaceAll('.', '\\.')}/cmd/bayou@latest\\b`, 'm'),
       `go install of ${mod}/cmd/bayou`);
