@@ -234,7 +234,7 @@ func TestRedisRestart(t *testing.T) {
 		}
 		return failed >= 3
 	}, "three publishes failed after the kill")
-	slow := opTimeout + 300*time.Millisecond
+	slow := opTimeout + 1500*time.Millisecond // fails fast, not on time: room for a loaded machine
 	began := time.Now()
 	if err := b.Subscribe(ctx, "/r/other"); err == nil {
 		t.Error("Subscribe succeeded during the outage")
@@ -376,7 +376,7 @@ func TestRedisUnresponsive(t *testing.T) {
 			srv.signal(syscall.SIGCONT)
 		}
 	}()
-	slow := opTimeout + 300*time.Millisecond
+	slow := opTimeout + 1500*time.Millisecond // fails fast, not on time: room for a loaded machine
 	calls := []struct {
 		name string
 		call func() error
