@@ -81,6 +81,7 @@ func (s *Server) encodeReply(ctx context.Context, r *Reply) []byte {
 	for _, e := range s.cfg.Extensions {
 		e.Outgoing(ctx, r)
 	}
+	s.stats.countReply(r)
 	return r.appendTo(nil)
 }
 
@@ -92,7 +93,9 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 	s := x.srv
 	m.Request = x.req
 	m.fromServer = pub != nil
-	if !x.inRun {
+	if x.inRun {
+		s.stats.received[receivedKind(m.Channel)].Add(1)
+	} else {
 		defer x.releaseHooks() // a server publish: a batch of one
 	}
 	if m.invalid == "" {
@@ -119,6 +122,7 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 		for _, e := range s.cfg.Extensions {
 			e.Incoming(ctx, m)
 		}
+		s.stats.countRejections(m)
 	}
 	if !channels.IsMeta(m.Channel) {
 		if pub == nil && !s.cfg.ForwardExt {
@@ -251,6 +255,7 @@ func (x *exchange) handshake(m *Message) {
 	r.Successful, r.ClientID, r.Advice, r.Session = true, sess.id, s.retryAdvice("", false), sess
 	r.Ext = ext
 	x.add(&r)
+	s.stats.handshakes.Add(1)
 	if f := s.cfg.Events.Handshake; f != nil {
 		f(sess)
 	}
@@ -556,6 +561,7 @@ func (x *exchange) publish(m *Message, pub *publishOptions) string {
 	if !r.Successful {
 		return r.Error
 	}
+	s.stats.published.Add(1)
 	if service {
 		s.local.dispatch(m)
 		x.callService(m)
