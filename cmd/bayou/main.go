@@ -74,12 +74,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	mux := http.NewServeMux()
 	mux.Handle("/", srv) // the server answers its mount paths and 404s the rest
 	listeners := []listener{{name: "Bayeux", addr: opts.addr, path: opts.mount, handler: mux}}
+	prom := metricsHandler(srv)
+	listeners = append(listeners, metricsListeners(opts.metricsAddr, prom)...)
 	if opts.apiAddr != "" {
 		var keys []string
 		if opts.apiKey != "" {
 			keys = []string{opts.apiKey}
 		}
-		listeners = append(listeners, listener{name: "the HTTP API", addr: opts.apiAddr, path: "/", handler: api.New(srv, api.Config{Keys: keys, Logger: log})})
+		listeners = append(listeners, listener{name: "the HTTP API", addr: opts.apiAddr, path: "/", handler: withMetrics(prom, api.New(srv, api.Config{Keys: keys, Logger: log}))})
 	}
 	if opts.pprofAddr != "" {
 		listeners = append(listeners, listener{name: "pprof", addr: opts.pprofAddr, path: "/debug/pprof/", handler: pprofHandler()})

@@ -42,6 +42,8 @@ type options struct {
 	apiKey  string
 	// pprofAddr serves the runtime profiles when set.
 	pprofAddr string
+	// metricsAddr serves the Prometheus metrics (/metrics) when set.
+	metricsAddr string
 	// redisURL selects the Redis cluster engine; redisNamespace prefixes
 	// its keys.
 	redisURL       string
@@ -104,6 +106,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.StringVar(&o.apiKey, "api-key", "", "key that clients of the management API must present (without one, only loopback addresses are served)")
 	fs.StringVar(&o.redisURL, "redis", "", "Redis URL (redis://host:port/db) of a cluster of bayou nodes sharing channels and sessions; empty runs a single node in memory")
 	fs.StringVar(&o.redisNamespace, "redis-namespace", "bayou", "prefix of the keys and channels used in Redis, so that several clusters can share one")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "address to serve Prometheus metrics on (/metrics), e.g. 127.0.0.1:9100; empty disables it (with --api-addr, /metrics is also served there)")
 	fs.StringVar(&o.pprofAddr, "pprof", "", "address to serve Go runtime profiles on (/debug/pprof/), e.g. 127.0.0.1:6060; empty disables it")
 
 	// Environment values become the flags' values before the command line
