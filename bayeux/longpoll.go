@@ -172,11 +172,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, raw []string, m
 	if !ok {
 		return // the client went away; its messages stay queued
 	}
-	tr := trLongPolling
-	if callback != "" {
-		tr = trCallbackPolling
-	}
-	_ = a.send(&s.stats, tr, func(items [][]byte) error { return s.writeReplies(w, items, callback) })
+	_ = a.send(&s.stats, pollTransport(callback), func(items [][]byte) error { return s.writeReplies(w, items, callback) })
 }
 
 // answered is the response to an HTTP request: the replies, then the
@@ -262,12 +258,17 @@ func (s *Server) writeReplies(w http.ResponseWriter, items [][]byte, callback st
 	h["X-Content-Type-Options"] = hdrNoSniff
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	n, err := w.Write(body)
-	tr := trLongPolling
-	if callback != "" {
-		tr = trCallbackPolling
-	}
-	s.stats.wrote(tr, 0, n)
+	s.stats.wrote(pollTransport(callback), 0, n)
 	return err
+}
+
+// pollTransport is the transport of an HTTP response, in the counters:
+// callback-polling when it has a JSONP callback, else long-polling.
+func pollTransport(callback string) transport {
+	if callback != "" {
+		return trCallbackPolling
+	}
+	return trLongPolling
 }
 
 // waitConnect holds an HTTP connect until a message is queued for its
