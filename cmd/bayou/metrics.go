@@ -11,14 +11,17 @@ import (
 // --metrics-addr listener and on the API listener.
 const metricsPath = "/metrics"
 
-// withMetrics serves the metrics handler m at /metrics and everything else
-// with next (the HTTP API). /metrics needs no API key, like /health: it
-// gives counts, no data.
+// withMetrics serves the metrics handler m at /metrics and every other
+// path, untouched, with next (the HTTP API). /metrics needs no API key,
+// like /health: it gives counts, no data.
 func withMetrics(m, next http.Handler) http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle(metricsPath, m)
-	mux.Handle("/", next)
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == metricsPath {
+			m.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // metricsListeners returns the listener of --metrics-addr (none when it is
