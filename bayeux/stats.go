@@ -81,10 +81,10 @@ type Stats struct {
 // TransportCounts holds one number per transport. Cross-origin
 // long-polling counts as long-polling.
 type TransportCounts struct {
-	WebSocket       uint64
-	LongPolling     uint64
-	CallbackPolling uint64
-	EventSource     uint64
+	WebSocket       uint64 // websocket
+	LongPolling     uint64 // long-polling and cross-origin-long-polling
+	CallbackPolling uint64 // callback-polling (JSONP)
+	EventSource     uint64 // eventsource streams
 }
 
 // MessageCounts holds one number per kind of message.

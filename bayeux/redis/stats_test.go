@@ -52,3 +52,28 @@ func TestEngineStats(t *testing.T) {
 		return st.Reconnects == 1 && a.listening()
 	}, "one reconnection counted")
 }
+
+// TestServerStatsWithRedis: a server on the Redis engine reports the
+// engine's figures in its Stats.
+func TestServerStatsWithRedis(t *testing.T) {
+	srv := startRedis(t)
+	e, err := New(context.Background(), Config{URL: srv.URL(), NodeID: "s", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := bayeux.New(bayeux.Config{Engine: e, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	if err := s.Publish(context.Background(), "/a", 1); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.Engine == nil || st.Engine.Nodes != 1 || st.Engine.RoundTrips == 0 || st.Engine.Errors != 0 {
+		t.Fatalf("Engine %+v", st.Engine)
+	}
+	if st.Published != 1 {
+		t.Errorf("Published %d, want 1", st.Published)
+	}
+}
