@@ -28,6 +28,19 @@ func (ts *testServer) body(t *testing.T, body string) []byte {
 	return []byte(b)
 }
 
+// settled returns the server's Stats once no HTTP request is being
+// answered: a client may read a response before its handler has counted
+// what it wrote, never after the handler returned.
+func (ts *testServer) settled(t *testing.T) Stats {
+	t.Helper()
+	var st Stats
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool {
+		st = ts.Stats()
+		return st.Connections.LongPolling == 0 && st.Connections.CallbackPolling == 0
+	}, "no request in progress")
+	return st
+}
+
 func TestErrorCode(t *testing.T) {
 	tests := []struct {
 		in   string
@@ -111,7 +124,7 @@ func TestStatsLongPolling(t *testing.T) {
 		messageBytes += len(it.Raw)
 	}
 
-	st := ts.Stats()
+	st := ts.settled(t)
 	if st.Sessions != 2 || st.Subscriptions != 3 || st.Channels != 2 || st.HeldConnects != 0 {
 		t.Errorf("gauges: %d sessions, %d subscriptions, %d channels, %d held", st.Sessions, st.Subscriptions, st.Channels, st.HeldConnects)
 	}
@@ -137,9 +150,9 @@ func TestStatsLongPolling(t *testing.T) {
 
 	// The bytes are exactly the bodies written: one more request adds its
 	// body's length.
-	before := ts.Stats().BytesWritten.LongPolling
+	before := ts.settled(t).BytesWritten.LongPolling
 	body = ts.body(t, connectBody(b, `,"advice":{"timeout":0}`))
-	st = ts.Stats()
+	st = ts.settled(t)
 	if got := st.BytesWritten.LongPolling - before; got != uint64(len(body)) {
 		t.Errorf("a %d-byte response counted %d bytes", len(body), got)
 	}
@@ -210,12 +223,15 @@ func TestStatsWebSocket(t *testing.T) {
 	for got < 2 {
 		got += len(read().Array())
 	}
-	st := ts.Stats()
-	if st.Connections.WebSocket != 1 || st.Delivered.WebSocket != 2 || st.Delivered.LongPolling != 0 {
+	// The server counts a flush once its write returned, which may be
+	// after the frames arrived here.
+	var st Stats
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool {
+		st = ts.Stats()
+		return st.Delivered.WebSocket == 2 && st.BytesWritten.WebSocket == uint64(frames)
+	}, "the frames read counted")
+	if st.Connections.WebSocket != 1 || st.Delivered.LongPolling != 0 {
 		t.Errorf("Connections %+v, Delivered %+v", st.Connections, st.Delivered)
-	}
-	if st.BytesWritten.WebSocket != uint64(frames) {
-		t.Errorf("BytesWritten.WebSocket %d, frames read %d bytes", st.BytesWritten.WebSocket, frames)
 	}
 	want := MessageCounts{Handshake: 1, Connect: 2, Subscribe: 1, Publish: 2}
 	if st.Received != want {
@@ -274,7 +290,7 @@ func TestStatsEventSourceAndJSONP(t *testing.T) {
 	}
 	b, _ := io.ReadAll(jr.Body)
 	jr.Body.Close()
-	st := ts.Stats()
+	st := ts.settled(t)
 	if !strings.HasPrefix(string(b), "/**/cb(") || st.BytesWritten.CallbackPolling != uint64(len(b)) {
 		t.Errorf("JSONP answered %q; counted %d bytes", b, st.BytesWritten.CallbackPolling)
 	}
@@ -342,7 +358,7 @@ func TestStatsHistoryAndAck(t *testing.T) {
 	if got, _ := ts.poll(t, id, "/h/a"); len(got) != 4 {
 		t.Fatalf("replayed %v", got)
 	}
-	if st := ts.Stats(); st.Replayed != 4 || st.Delivered.LongPolling != 4 {
+	if st := ts.settled(t); st.Replayed != 4 || st.Delivered.LongPolling != 4 {
 		t.Errorf("Replayed %d, Delivered %+v; want 4 and 4", st.Replayed, st.Delivered)
 	}
 
