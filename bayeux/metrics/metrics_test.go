@@ -86,8 +86,9 @@ func mismatches(got, want map[string]float64) []string {
 }
 
 // TestScrapeAfterWorkload runs N clients over WebSocket and long-polling
-// with the Go client, M publishes and a few errors against a server, then
-// scrapes /metrics and finds exactly the expected figures.
+// with the Go client, one over EventSource and one over callback-polling
+// in raw HTTP, M publishes and a few errors against a server, then scrapes
+// /metrics and finds exactly the expected figures.
 func TestScrapeAfterWorkload(t *testing.T) {
 	const (
 		perTransport = 3 // clients on each of the two transports
@@ -102,6 +103,7 @@ func TestScrapeAfterWorkload(t *testing.T) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/bayeux", srv)
+	mux.Handle("/bayeux/", srv) // the EventSource stream is at /bayeux/{clientId}
 	mux.Handle("/metrics", metrics.Handler(srv))
 	hs := bayeuxtest.Serve(t, mux, srv.Shutdown)
 	endpoint, metricsURL := hs.URL+"/bayeux", hs.URL+"/metrics"
@@ -135,6 +137,8 @@ func TestScrapeAfterWorkload(t *testing.T) {
 		}
 		clients = append(clients, c)
 	}
+	esID, jsonpID := rawSession(t, endpoint, "eventsource", "/room/*"), rawSession(t, endpoint, "callback-polling", "/room/*")
+	es := openEventStream(t, endpoint, esID, "/room/a")
 	for k := range m {
 		if _, err := clients[k%n].Publish(ctx, "/room/a", map[string]int{"k": k}); err != nil {
 			t.Fatal(err)
@@ -158,33 +162,37 @@ func TestScrapeAfterWorkload(t *testing.T) {
 				return false
 			}
 		}
-		return true
+		return es.messages.Load() >= m
 	}, "every client received every message")
+	jsonpBody, jsonpGot := jsonpConnect(t, endpoint, jsonpID, "/room/a")
+	if jsonpGot != m {
+		t.Fatalf("the callback-polling client got %d messages, want %d", jsonpGot, m)
+	}
+	const all = n + 2 // the Go clients, the EventSource and the JSONP client
 
 	want := map[string]float64{
-		`bayou_sessions`:                                          n,
-		`bayou_subscriptions`:                                     n,
+		`bayou_sessions`:                                          all,
+		`bayou_subscriptions`:                                     all,
 		`bayou_channels`:                                          1,
 		`bayou_connections{transport="websocket"}`:                perTransport,
-		`bayou_connections{transport="eventsource"}`:              0,
+		`bayou_connections{transport="eventsource"}`:              1,
 		`bayou_connections{transport="callback-polling"}`:         0,
-		`bayou_handshakes_total`:                                  n,
+		`bayou_handshakes_total`:                                  all,
 		`bayou_publishes_total`:                                   m,
-		`bayou_messages_received_total{type="handshake"}`:         n,
-		`bayou_messages_received_total{type="subscribe"}`:         n,
+		`bayou_messages_received_total{type="handshake"}`:         all,
+		`bayou_messages_received_total{type="subscribe"}`:         all,
 		`bayou_messages_received_total{type="unsubscribe"}`:       0,
 		`bayou_messages_received_total{type="disconnect"}`:        0,
 		`bayou_messages_received_total{type="publish"}`:           m + 1,
 		`bayou_deliveries_total{transport="websocket"}`:           perTransport * m,
 		`bayou_deliveries_total{transport="long-polling"}`:        perTransport * m,
-		`bayou_deliveries_total{transport="eventsource"}`:         0,
-		`bayou_deliveries_total{transport="callback-polling"}`:    0,
+		`bayou_deliveries_total{transport="eventsource"}`:         m,
+		`bayou_deliveries_total{transport="callback-polling"}`:    m,
 		`bayou_errors_total{code="405"}`:                          1,
 		`bayou_errors_total{code="401"}`:                          unknown,
 		`bayou_sessions_ended_total{reason="slow_consumer"}`:      0,
 		`bayou_queued_bytes`:                                      0,
-		`bayou_written_bytes_total{transport="eventsource"}`:      0,
-		`bayou_written_bytes_total{transport="callback-polling"}`: 0,
+		`bayou_written_bytes_total{transport="callback-polling"}`: float64(len(jsonpBody)),
 	}
 	// A delivery is counted once its write returned, which may be just
 	// after the client saw it: wait for the figures to settle.
@@ -208,7 +216,7 @@ func TestScrapeAfterWorkload(t *testing.T) {
 	if c := got[`bayou_messages_received_total{type="connect"}`]; c < n {
 		t.Errorf("%v connects received, want at least %d", c, n)
 	}
-	for _, tr := range []string{"websocket", "long-polling"} {
+	for _, tr := range []string{"websocket", "long-polling", "eventsource"} {
 		if b := got[`bayou_written_bytes_total{transport="`+tr+`"}`]; b < m*20 {
 			t.Errorf("%v bytes written over %s", b, tr)
 		}
@@ -228,13 +236,16 @@ func TestScrapeAfterWorkload(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	rawDisconnect(t, endpoint, esID)
+	rawDisconnect(t, endpoint, jsonpID)
 	bayeuxtest.Eventually(t, 10*time.Second, func() bool {
 		got := samples(scrape(t, metricsURL), "bayou_")
 		return len(mismatches(got, map[string]float64{
 			`bayou_sessions`: 0,
 			`bayou_connections{transport="websocket"}`:         0,
-			`bayou_sessions_ended_total{reason="disconnect"}`:  n,
-			`bayou_messages_received_total{type="disconnect"}`: n,
+			`bayou_connections{transport="eventsource"}`:       0,
+			`bayou_sessions_ended_total{reason="disconnect"}`:  all,
+			`bayou_messages_received_total{type="disconnect"}`: all,
 			`bayou_subscriptions`:                              0,
 			`bayou_channels`:                                   0,
 		})) == 0
