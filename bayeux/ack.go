@@ -62,17 +62,21 @@ func (s *Session) acknowledge(n uint64, has bool) uint64 {
 		n = a.batch
 	}
 	var resend [][]byte
+	batches := 0
 	for _, b := range a.unacked {
 		s.pendBytes -= b.bytes
 		if b.batch > n {
 			resend = append(resend, b.items...)
 			s.queued += b.bytes
+			batches++
 		}
 	}
 	clear(a.unacked)
 	a.unacked = a.unacked[:0]
 	if len(resend) > 0 && !s.closed {
 		s.queue = append(resend, s.queue...)
+		s.srv.stats.ackBatches.Add(uint64(batches))
+		s.srv.stats.ackResent.Add(uint64(len(resend)))
 	}
 	a.batch++
 	return a.batch
@@ -94,14 +98,15 @@ func (s *Session) keepUnacked(batch uint64, items [][]byte) {
 // drainBatch takes the queued messages for an HTTP connect reply of batch,
 // keeps them until they are acknowledged, and writes them with write (a
 // failed write loses nothing: the client's next connect does not
-// acknowledge the batch, and they are sent again).
-func (s *Session) drainBatch(batch uint64, write func(items [][]byte) error) error {
+// acknowledge the batch, and they are sent again). It returns how many
+// messages it took.
+func (s *Session) drainBatch(batch uint64, write func(items [][]byte) error) (int, error) {
 	s.mu.Lock()
 	items := s.queue
 	s.queue, s.queued = nil, 0
 	s.keepUnacked(batch, items)
 	s.mu.Unlock()
-	return write(items)
+	return len(items), write(items)
 }
 
 // drainHeld sends the queued messages of an acknowledging session with the

@@ -206,7 +206,7 @@ func (s *Server) forwardHTTP(w http.ResponseWriter, r *http.Request, owner strin
 			s.respondAgain(w, r, raw, callback) // the owner died holding it
 			return
 		}
-		_ = writeReplies(w, frames(m.Items), callback)
+		_ = s.writeReplies(w, frames(m.Items), callback)
 	case <-r.Context().Done():
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -330,7 +330,9 @@ func (s *Server) serveForwarded(m *nodeMsg) {
 	}
 	sendCtx, done := context.WithTimeout(s.ctx, s.cfg.WriteTimeout)
 	defer done()
-	_ = a.send(func(items [][]byte) error {
+	// The forwarded request's transport is not told: it counts as
+	// long-polling.
+	_ = a.send(&s.stats, trLongPolling, func(items [][]byte) error {
 		return c.send(sendCtx, m.From, &nodeMsg{T: "resp", ID: m.ID, From: c.self, Items: rawItems(items)})
 	})
 }

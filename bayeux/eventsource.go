@@ -45,7 +45,7 @@ func (s *Server) serveEventSource(w http.ResponseWriter, r *http.Request, id str
 	}
 	defer sess.unbind(es)
 
-	ew := &eventWriter{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout}
+	ew := &eventWriter{w: w, rc: http.NewResponseController(w), timeout: s.cfg.WriteTimeout, stats: &s.stats}
 	h := w.Header()
 	h["Content-Type"] = []string{"text/event-stream"}
 	h["Cache-Control"] = hdrNoCache
@@ -64,7 +64,11 @@ func (s *Server) serveEventSource(w http.ResponseWriter, r *http.Request, id str
 		select {
 		case <-es.wake:
 			if sess.ack == nil { // else the connects carry the messages
-				_, err = sess.drain(ew.event)
+				var n int
+				n, err = sess.drain(ew.event)
+				if err == nil {
+					s.stats.wrote(trEventSource, n, 0) // ew counts the bytes
+				}
 			}
 		case <-ping:
 			err = ew.write([]byte(":\r\n\r\n"))
@@ -88,11 +92,14 @@ type eventWriter struct {
 	rc      *http.ResponseController
 	timeout time.Duration
 	buf     []byte
+	stats   *counters // counts the bytes written
 }
 
 func (ew *eventWriter) write(b []byte) error {
 	_ = ew.rc.SetWriteDeadline(time.Now().Add(ew.timeout))
-	if _, err := ew.w.Write(b); err != nil {
+	n, err := ew.w.Write(b)
+	ew.stats.wrote(trEventSource, 0, n)
+	if err != nil {
 		return err
 	}
 	return ew.rc.Flush()

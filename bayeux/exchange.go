@@ -101,6 +101,7 @@ func (s *Server) encodeReply(ctx context.Context, r *Reply) []byte {
 	for _, e := range s.cfg.Extensions {
 		e.Outgoing(ctx, r)
 	}
+	s.stats.countReply(r)
 	return r.appendTo(nil)
 }
 
@@ -114,7 +115,9 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 	m.fromServer = pub != nil
 	m.x = x
 	defer func() { m.x = nil }() // AfterReply works while the message is handled
-	if !x.inRun {
+	if x.inRun {
+		s.stats.received[receivedKind(m.Channel)].Add(1)
+	} else {
 		defer x.finish() // a server publish: a batch of one
 	}
 	s.debugMessage("message", m, x.ip, "fromServer", pub != nil)
@@ -146,6 +149,7 @@ func (x *exchange) handle(m *Message, pub *publishOptions) string {
 		for _, e := range s.cfg.Extensions {
 			e.Incoming(ctx, m)
 		}
+		s.stats.countRejections(m)
 	}
 	if !channels.IsMeta(m.Channel) {
 		if pub == nil && !s.cfg.ForwardExt {
@@ -280,6 +284,7 @@ func (x *exchange) handshake(m *Message) {
 	r.Ext = ext
 	x.add(&r)
 	s.sessionLog.started(sess, x.via != nil)
+	s.stats.handshakes.Add(1)
 	s.emitHandshake(sess)
 }
 
@@ -583,6 +588,7 @@ func (x *exchange) publish(m *Message, pub *publishOptions) string {
 	if !r.Successful {
 		return r.Error
 	}
+	s.stats.published.Add(1)
 	if service {
 		s.local.dispatch(m)
 		x.callService(m)

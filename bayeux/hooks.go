@@ -31,6 +31,7 @@ func (x *exchange) releaseHooks() {
 // encode runs the outgoing extensions on r and encodes it.
 func (x *exchange) encode(r *Reply) []byte {
 	if len(x.srv.cfg.Extensions) == 0 {
+		x.srv.stats.countReply(r)
 		return r.appendTo(nil)
 	}
 	return x.srv.encodeReply(x.hookContext(), r)
@@ -63,6 +64,7 @@ func (s *Server) hookContext(base context.Context, r *http.Request) (context.Con
 // its own, and encodes it.
 func (s *Server) encodeAlone(base context.Context, r *http.Request, reply *Reply) []byte {
 	if len(s.cfg.Extensions) == 0 {
+		s.stats.countReply(reply)
 		return reply.appendTo(nil)
 	}
 	ctx, release := s.hookContext(base, r)

@@ -172,7 +172,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, raw []string, m
 	if !ok {
 		return // the client went away; its messages stay queued
 	}
-	_ = a.send(func(items [][]byte) error { return writeReplies(w, items, callback) })
+	_ = a.send(&s.stats, pollTransport(callback), func(items [][]byte) error { return s.writeReplies(w, items, callback) })
 }
 
 // answered is the response to an HTTP request: the replies, then the
@@ -187,16 +187,25 @@ type answered struct {
 // send writes the answer with write. The queued messages it takes go back
 // to the queue if writing fails (or, for an acknowledging session, are
 // sent again after the client's next connect), so that nothing is lost.
-func (a *answered) send(write func(items [][]byte) error) error {
+// The messages written count as delivered over transport tr.
+func (a *answered) send(c *counters, tr transport, write func(items [][]byte) error) error {
 	defer a.x.finish()
 	if a.take == nil {
 		return write(a.items)
 	}
 	withReplies := func(queued [][]byte) error { return write(append(a.items, queued...)) }
+	var (
+		n   int
+		err error
+	)
 	if a.take.ack != nil {
-		return a.take.drainBatch(a.batch, withReplies)
+		n, err = a.take.drainBatch(a.batch, withReplies)
+	} else {
+		n, err = a.take.drain(withReplies)
 	}
-	_, err := a.take.drain(withReplies)
+	if err == nil {
+		c.wrote(tr, n, 0) // write counts the bytes
+	}
 	return err
 }
 
@@ -226,8 +235,8 @@ func (s *Server) answer(ctx context.Context, r *http.Request, msgs []Message) (*
 }
 
 // writeReplies writes items as the JSON array of a long-polling response,
-// or as a JSONP script when callback is set.
-func writeReplies(w http.ResponseWriter, items [][]byte, callback string) error {
+// or as a JSONP script when callback is set, and counts the bytes written.
+func (s *Server) writeReplies(w http.ResponseWriter, items [][]byte, callback string) error {
 	var body []byte
 	if callback != "" {
 		body = append(body, "/**/"...)
@@ -248,8 +257,18 @@ func writeReplies(w http.ResponseWriter, items [][]byte, callback string) error 
 	h["Cache-Control"] = hdrNoCache
 	h["X-Content-Type-Options"] = hdrNoSniff
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	_, err := w.Write(body)
+	n, err := w.Write(body)
+	s.stats.wrote(pollTransport(callback), 0, n)
 	return err
+}
+
+// pollTransport is the transport of an HTTP response, in the counters:
+// callback-polling when it has a JSONP callback, else long-polling.
+func pollTransport(callback string) transport {
+	if callback != "" {
+		return trCallbackPolling
+	}
+	return trLongPolling
 }
 
 // waitConnect holds an HTTP connect until a message is queued for its

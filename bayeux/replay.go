@@ -289,6 +289,7 @@ func (s *Session) endRecovery(ch string, replayed []*Publication, top Position, 
 			n += len(m)
 		}
 	}
+	fromHistory := len(msgs)
 	last := top
 	for _, h := range r.live {
 		if h.pos.Epoch != top.Epoch || h.pos.Offset > top.Offset {
@@ -307,6 +308,7 @@ func (s *Session) endRecovery(ch string, replayed []*Publication, top Position, 
 		s.replayed = make(map[string]Position)
 	}
 	s.replayed[ch] = last
+	s.srv.stats.replayed.Add(uint64(fromHistory))
 	// Queued in one step, so that no live message comes in between.
 	first := len(s.queue) == 0 && len(msgs) > 0
 	s.queue = append(s.queue, msgs...)

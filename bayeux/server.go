@@ -50,6 +50,8 @@ type Server struct {
 	local     locals    // in-process subscribers and /service handlers
 	interest  *interest // local subscribers per pattern, for the engine
 
+	stats counters // see Stats
+
 	history    Historian     // the engine's history; nil without Config.History
 	cluster    *cluster      // set when the engine spans nodes
 	script     *clientScript // the browser bundle, if configured
@@ -205,10 +207,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case routePreflight:
 		s.servePreflight(w, r)
 	case routeEventSource:
+		s.stats.open[trEventSource].Add(1)
+		defer s.stats.open[trEventSource].Add(-1)
 		s.serveEventSource(w, r, lastSegment(rest))
 	case routeCallbackPolling:
+		s.stats.open[trCallbackPolling].Add(1)
+		defer s.stats.open[trCallbackPolling].Add(-1)
 		s.serveJSONP(w, r)
 	case routeLongPolling, routeCrossOriginLongPolling:
+		s.stats.open[trLongPolling].Add(1)
+		defer s.stats.open[trLongPolling].Add(-1)
 		s.servePost(w, r)
 	default:
 		badRequest(w, "Bad request")
@@ -246,6 +254,9 @@ func unreadBody(w http.ResponseWriter) { w.Header().Set("Connection", "close") }
 func (s *Server) end(sess *Session, why EndReason) {
 	if !s.sessions.remove(sess) {
 		return
+	}
+	if why >= 0 && int(why) < numEndReasons {
+		s.stats.ended[why].Add(1)
 	}
 	subs, _ := sess.shut(why, func(id string) []byte {
 		r := s.slowReply(id)

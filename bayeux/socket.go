@@ -125,6 +125,7 @@ func (c *socket) flush() {
 			c.flushing.Store(false)
 			return
 		}
+		c.srv.stats.wrote(trWebSocket, n, 0) // the sink counts the bytes
 		if n == 0 {
 			c.flushing.Store(false)
 			// A message queued after the drain but before the flag was

@@ -242,7 +242,11 @@ func (c *wsConn) handleFrame(data []byte, held [][]byte) ([][]byte, bool) {
 }
 
 // writeFrames sends items as JSON-array frames.
-func (c *wsConn) writeFrames(items [][]byte) error { return c.wc.WriteItems(items) }
+func (c *wsConn) writeFrames(items [][]byte) error {
+	n, err := c.wc.WriteItems(items)
+	c.srv.stats.wrote(trWebSocket, 0, n)
+	return err
+}
 
 // sendPing sends a ping frame; the pong moves the read deadline.
 func (c *wsConn) sendPing() {

@@ -244,6 +244,7 @@ type Engine struct {
 	counts   counts
 	hist     historian
 	presence presence
+	counters engineCounters // see EngineStats
 }
 
 var (
@@ -285,11 +286,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("redis: ping %v: %w", opt.InitAddress, err)
 	}
 	e := &Engine{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "redis", "node", cfg.NodeID),
-		client: client,
-		keys:   newKeys(cfg.Namespace),
+		cfg:  cfg,
+		log:  cfg.Logger.With("component", "redis", "node", cfg.NodeID),
+		keys: newKeys(cfg.Namespace),
 	}
+	e.client = countingClient{Client: client, c: &e.counters}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.pub.init()
 	e.sub.init()

@@ -363,7 +363,8 @@ func (e *Engine) heartbeatLoop() {
 // and how long a member that stopped beating stays in it at most.
 func (e *Engine) nodesTTL() time.Duration { return 6 * e.cfg.NodeTTL }
 
-// beat writes the node's heartbeat and ZSET entry in one round trip. The
+// beat writes the node's heartbeat and ZSET entry in one round trip, and
+// counts the nodes that beat within NodeTTL (for EngineStats). The
 // heartbeat is written with SET … GET: finding no previous value after an
 // earlier success means Redis lost its data (a restart without
 // persistence, a flush, or an outage longer than NodeTTL), so the node
@@ -381,6 +382,7 @@ func (e *Engine) beat() error {
 		c.B().Zadd().Key(e.keys.nodes).ScoreMember().ScoreMember(float64(now.UnixMilli()), id).Build(),
 		c.B().Zremrangebyscore().Key(e.keys.nodes).Min("-inf").Max(strconv.FormatInt(now.Add(-e.nodesTTL()).UnixMilli(), 10)).Build(),
 		c.B().Pexpire().Key(e.keys.nodes).Milliseconds(e.nodesTTL().Milliseconds()).Build(),
+		c.B().Zcount().Key(e.keys.nodes).Min(strconv.FormatInt(now.Add(-e.cfg.NodeTTL).UnixMilli(), 10)).Max("+inf").Build(),
 	)
 	missing := false
 	var err error
@@ -405,6 +407,9 @@ func (e *Engine) beat() error {
 		e.log.Info("redis heartbeat restored")
 	}
 	n.healthy = true
+	if live, err := res[len(res)-1].AsInt64(); err == nil {
+		e.counters.nodes.Store(live)
+	}
 	if missing && n.beaten {
 		e.log.Warn("redis lost this node's heartbeat (restart, flush or long outage); re-recording claims and counts")
 		n.resync = true

@@ -172,6 +172,7 @@ func (e *Engine) subscribeLoop() {
 			continue
 		}
 		if !downSince.IsZero() {
+			e.counters.reconnects.Add(1)
 			e.log.Info("redis pub/sub connection restored", "patterns", n,
 				"down", time.Since(downSince).Round(time.Millisecond),
 				"resubscribe", time.Since(began).Round(time.Microsecond))

@@ -47,6 +47,8 @@ type options struct {
 
 	// pprofAddr serves the runtime profiles when set.
 	pprofAddr string
+	// metricsAddr serves the Prometheus metrics (/metrics) when set.
+	metricsAddr string
 }
 
 // envName returns the environment variable that sets flag name.
@@ -112,6 +114,7 @@ func parseOptions(args []string, getenv func(string) string, stderr io.Writer) (
 	o.lifecycle.register(fs)
 	o.api.register(fs)
 	o.redis.register(fs)
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "address to serve Prometheus metrics on (/metrics), e.g. 127.0.0.1:9100; empty disables it (with --api-addr, /metrics is also served there)")
 	fs.StringVar(&o.pprofAddr, "pprof", "", "address to serve Go runtime profiles on (/debug/pprof/), e.g. 127.0.0.1:6060; empty disables it")
 
 	// Environment values become the flags' values before the command line

@@ -35,9 +35,11 @@ func (o *options) listeners(srv *bayeux.Server, cert *certificate, presence api.
 		bayeuxListener.tls = cert.config()
 	}
 	ls := []listener{bayeuxListener}
+	prom := metricsHandler(srv)
+	ls = append(ls, metricsListeners(o.metricsAddr, prom)...)
 	if o.api.addr != "" {
 		trusted, _ := o.limits.proxies()
-		l := listener{name: "the HTTP API", addr: o.api.addr, path: "/", handler: o.api.handler(srv, trusted, presence, log)}
+		l := listener{name: "the HTTP API", addr: o.api.addr, path: "/", handler: withMetrics(prom, o.api.handler(srv, trusted, presence, log))}
 		if o.tls.api {
 			l.tls = cert.config()
 		}

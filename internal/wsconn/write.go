@@ -22,7 +22,8 @@ const (
 // payload is the JSON array of the items: as few frames as possible of at
 // most MaxFrameBytes (a single larger item goes alone). Each frame (header
 // and payload) is built in one pooled buffer and written with one write.
-func (f *Conn) WriteItems(items [][]byte) error {
+// It returns the number of bytes written, frame headers included.
+func (f *Conn) WriteItems(items [][]byte) (int, error) {
 	bp := framePool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= 2*MaxFrameBytes {
@@ -32,18 +33,21 @@ func (f *Conn) WriteItems(items [][]byte) error {
 	f.wmu.Lock()
 	defer f.wmu.Unlock()
 	f.refreshDeadline()
+	written := 0
 	for len(items) > 0 {
 		n, size := 1, len(items[0])
 		for n < len(items) && size+len(items[n]) <= MaxFrameBytes {
 			size += len(items[n])
 			n++
 		}
-		if _, err := f.Conn.Write(TextFrame(bp, items[:n])); err != nil {
-			return err
+		w, err := f.Conn.Write(TextFrame(bp, items[:n]))
+		written += w
+		if err != nil {
+			return written, err
 		}
 		items = items[n:]
 	}
-	return nil
+	return written, nil
 }
 
 // Ping sends a ping frame.

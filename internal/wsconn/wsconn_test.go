@@ -175,7 +175,7 @@ func TestOneWriter(t *testing.T) {
 			defer func() { done <- struct{}{} }()
 			item := bytes.Repeat([]byte{'a' + byte(w)}, 200+w)
 			for range each {
-				if c.WriteItems([][]byte{item}) != nil || c.Ping() != nil || c.Pong([]byte("p")) != nil {
+				if writeErr(c.WriteItems([][]byte{item})) != nil || c.Ping() != nil || c.Pong([]byte("p")) != nil {
 					t.Error("write failed")
 					return
 				}
@@ -207,3 +207,6 @@ func TestOneWriter(t *testing.T) {
 		t.Fatalf("last frame % x", last)
 	}
 }
+
+// writeErr returns the error of a WriteItems.
+func writeErr(_ int, err error) error { return err }
