@@ -162,7 +162,8 @@
       g.moveTo(left, y);
       g.lineTo(right, y);
       g.stroke();
-      g.fillText(rate((max * i) / 4), 4, y + 4);
+      const v = (max * i) / 4;
+      g.fillText(Number.isInteger(v) ? String(v) : v.toFixed(1), 4, y + 4);
     }
     g.fillText('−2 min', left, h - 4);
     g.fillText('now', right - 22, h - 4);
