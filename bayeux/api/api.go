@@ -21,7 +21,8 @@ const DefaultMaxBodyBytes = 1 << 20
 // that answers only requests from the loopback addresses.
 type Config struct {
 	// Keys are the API keys. When there is at least one, every request
-	// except the probes (GET /health, /healthz, /readyz) must present one
+	// except the probes (GET /health, /healthz, /readyz) and the status
+	// page's files (GET /status, /status.js, /status.css) must present one
 	// of them (several keys let a key be rotated without downtime), as
 	// "Authorization: Bearer <key>" or "X-API-Key: <key>"; otherwise it is
 	// answered 401. Keys are compared in constant time. Surrounding spaces

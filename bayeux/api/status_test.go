@@ -269,3 +269,23 @@ func serve(h http.Handler, method, target string, mods ...func(*http.Request)) *
 	h.ServeHTTP(rec, req)
 	return rec
 }
+
+// namedEngine is the memory engine naming its node and reporting figures,
+// as the Redis engine does.
+type namedEngine struct{ bayeux.Engine }
+
+func (namedEngine) NodeID() string { return "node-7" }
+
+func (namedEngine) EngineStats() bayeux.EngineStats {
+	return bayeux.EngineStats{RoundTrips: 40, Commands: 90, Errors: 2, Reconnects: 1, Nodes: 3}
+}
+
+// TestStatusCluster checks the cluster figures of /status.json: the node
+// id and the engine's live node count.
+func TestStatusCluster(t *testing.T) {
+	e := newEnv(t, bayeux.Config{Engine: namedEngine{bayeux.NewMemoryEngine()}}, api.Config{})
+	r := e.call(t, "GET", "/status.json", "")
+	if got := r.body.Get("cluster").Raw; got != `{"node":"node-7","liveNodes":3,"roundTrips":40,"errors":2,"reconnects":1}` {
+		t.Errorf("cluster = %s", got)
+	}
+}
