@@ -72,6 +72,7 @@ type handler struct {
 	pages   map[string]staticFile // the status page's files, by path
 	version string                // Config.Version
 	started time.Time             // when New was called, for the uptime
+	status  statusCache           // the last answer of /status.json
 }
 
 // New returns the HTTP API of srv, configured by cfg. The handler expects

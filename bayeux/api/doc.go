@@ -101,7 +101,9 @@
 // when the engine reports them; null otherwise), "version"
 // (Config.Version), "uptimeSeconds" since New and the server's "time". The
 // page turns the counters into rates: messages in ("published") and out
-// ("deliveredTotal") per second, drawn for the last two minutes.
+// ("deliveredTotal") per second, drawn for the last two minutes. An answer
+// is reused for half a second (Stats looks at every session), so the pages
+// open at once cost the server at most two snapshots a second.
 //
 // # History
 //

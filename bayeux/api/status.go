@@ -2,11 +2,13 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
@@ -89,26 +91,52 @@ type clusterStatus struct {
 // engine).
 type nodeIDer interface{ NodeID() string }
 
+// statusMaxAge is how long a status answer is reused: Server.Stats looks
+// at every session, so however many status pages are open, it runs at
+// most about twice a second.
+const statusMaxAge = 500 * time.Millisecond
+
+// statusCache holds the last status answer.
+type statusCache struct {
+	mu sync.Mutex
+	at time.Time // when st was made; zero: never
+	st status
+}
+
 // statusJSON answers GET /status.json.
 func (h *handler) statusJSON(w http.ResponseWriter, r *http.Request) error {
 	if err := checkQuery(r); err != nil {
 		return err
 	}
-	sessions, counts, err := h.srv.Counts(r.Context())
+	c := &h.status
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now := time.Now(); c.at.IsZero() || now.Sub(c.at) >= statusMaxAge || now.Before(c.at) {
+		st, err := h.currentStatus(r.Context(), now)
+		if err != nil {
+			return err
+		}
+		c.at, c.st = now, st
+	}
+	writeEscapedJSON(w, c.st)
+	return nil
+}
+
+// currentStatus assembles the status at now.
+func (h *handler) currentStatus(ctx context.Context, now time.Time) (status, error) {
+	sessions, counts, err := h.srv.Counts(ctx)
 	if err != nil {
-		return fmt.Errorf("counting subscribers: %w", err)
+		return status{}, fmt.Errorf("counting subscribers: %w", err)
 	}
 	node := ""
 	if n, ok := h.srv.Engine().(nodeIDer); ok {
 		node = n.NodeID()
 	}
-	now := time.Now()
 	st := buildStatus(h.srv.Stats(), sessions, counts, node)
 	st.Time = now.UTC()
 	st.UptimeSeconds = now.Sub(h.started).Seconds()
 	st.Version = h.version
-	writeEscapedJSON(w, st)
-	return nil
+	return st, nil
 }
 
 // buildStatus assembles the status from the server's figures: st, and

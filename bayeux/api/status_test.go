@@ -5,9 +5,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/bayou-pubsub/bayou/bayeux"
 	"github.com/bayou-pubsub/bayou/bayeux/api"
+	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // TestStatusJSONAfterAWorkload runs a known workload with long-polling
@@ -288,4 +290,26 @@ func TestStatusCluster(t *testing.T) {
 	if got := r.body.Get("cluster").Raw; got != `{"node":"node-7","liveNodes":3,"roundTrips":40,"errors":2,"reconnects":1}` {
 		t.Errorf("cluster = %s", got)
 	}
+}
+
+// TestStatusIsReusedBriefly checks that /status.json answers within half
+// a second of each other share one snapshot (so that many open pages cost
+// the server one Stats a read), and that a later answer is fresh.
+func TestStatusIsReusedBriefly(t *testing.T) {
+	e := newEnv(t, bayeux.Config{}, api.Config{})
+	first := e.call(t, "GET", "/status.json", "")
+	if r := e.call(t, "POST", "/publish", `{"channel":"/a","data":1}`); r.status != 200 {
+		t.Fatalf("publish: %d", r.status)
+	}
+	second := e.call(t, "GET", "/status.json", "")
+	if first.body.Get("time").String() != second.body.Get("time").String() {
+		// Half a second passed between the calls: nothing to check.
+		t.Skip("the machine is too slow for this test")
+	}
+	if second.body.Get("published").Int() != 0 {
+		t.Errorf("a reused answer changed: %s", second.body.Raw)
+	}
+	bayeuxtest.Eventually(t, 3*time.Second, func() bool {
+		return e.call(t, "GET", "/status.json", "").body.Get("published").Int() == 1
+	}, "a fresh status with the publish")
 }

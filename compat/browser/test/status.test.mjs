@@ -190,6 +190,12 @@ test('status page: the figures match the API under load, the chart is drawn', { 
     publishing = false;
     await publisher;
     await waitUntil(() => clients.reduce((n, c) => n + c.got, 0) >= deliveries, 8000, 'the clients to get every message');
+    // The API's answers are snapshots up to half a second old: wait for
+    // one taken after the load, then for the page to show it.
+    await waitUntil(async () => {
+      const s = await apiGet('/status.json');
+      return s.published === published && s.deliveredTotal === deliveries;
+    }, 5000, 'the API to count every publish and delivery', 100);
     await matches(page, 'final counters', async () => {
       const s = await apiGet('/status.json');
       return [s.published, s.deliveredTotal, s.delivered.websocket, s.delivered.longPolling, s.slowConsumerDrops];
