@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -20,7 +21,8 @@ const DefaultMaxBodyBytes = 1 << 20
 // that answers only requests from the loopback addresses.
 type Config struct {
 	// Keys are the API keys. When there is at least one, every request
-	// except the probes (GET /health, /healthz, /readyz) must present one
+	// except the probes (GET /health, /healthz, /readyz) and the status
+	// page's files (GET /status, /status.js, /status.css) must present one
 	// of them (several keys let a key be rotated without downtime), as
 	// "Authorization: Bearer <key>" or "X-API-Key: <key>"; otherwise it is
 	// answered 401. Keys are compared in constant time. Surrounding spaces
@@ -49,6 +51,9 @@ type Config struct {
 	// Presence answers GET /presence; nil answers it 404. Pass the
 	// presence extension (extensions/presence) the server runs.
 	Presence Presence
+	// Version is the server's version, shown by the status page (GET
+	// /status) and given in GET /status.json; empty leaves it out.
+	Version string
 	// Logger receives the API's logs: server errors, refused requests (at
 	// Info) and every call (at Debug). Default slog.Default().
 	Logger *slog.Logger
@@ -63,6 +68,11 @@ type handler struct {
 	router  *mux.Router
 
 	presenceOf Presence // nil without presence
+
+	pages   map[string]staticFile // the status page's files, by path
+	version string                // Config.Version
+	started time.Time             // when New was called, for the uptime
+	status  statusCache           // the last answer of /status.json
 }
 
 // New returns the HTTP API of srv, configured by cfg. The handler expects
@@ -81,6 +91,10 @@ func New(srv *bayeux.Server, cfg Config) http.Handler {
 		router:  mux.NewRouter(),
 
 		presenceOf: cfg.Presence,
+
+		pages:   statusPage(),
+		version: cfg.Version,
+		started: time.Now(),
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
@@ -96,6 +110,10 @@ func New(srv *bayeux.Server, cfg Config) http.Handler {
 	h.route("/channels", methods{http.MethodGet: h.channels})
 	h.route("/history", methods{http.MethodGet: h.history, http.MethodDelete: h.removeHistory})
 	h.route("/presence", methods{http.MethodGet: h.presence})
+	h.route(statusDataPath, methods{http.MethodGet: h.statusJSON})
+	for path, f := range h.pages {
+		h.router.Handle(path, f)
+	}
 	h.router.Handle(livenessPath, Liveness())
 	h.router.Handle(readinessPath, Readiness(srv))
 	h.router.NotFoundHandler = h.wrap(func(http.ResponseWriter, *http.Request) error {
@@ -108,9 +126,10 @@ func New(srv *bayeux.Server, cfg Config) http.Handler {
 // authorization.
 const healthPath = "/health"
 
-// ServeHTTP authorizes the request (the probes excepted), then routes it.
+// ServeHTTP authorizes the request (the probes and the status page's
+// files, which hold no data, excepted), then routes it.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if p := r.URL.Path; p != healthPath && p != livenessPath && p != readinessPath {
+	if p := r.URL.Path; p != healthPath && p != livenessPath && p != readinessPath && !h.isPageFile(p) {
 		if err := h.access.authorize(r); err != nil {
 			h.log.Info("api: request refused", "method", r.Method, "path", r.URL.Path,
 				"ip", h.access.sourceText(r), "reason", err.message)
@@ -119,6 +138,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.router.ServeHTTP(w, r)
+}
+
+// isPageFile reports whether path is one of the status page's files.
+func (h *handler) isPageFile(path string) bool {
+	_, ok := h.pages[path]
+	return ok
 }
 
 // handlerFunc is an API handler: it writes its answer, or returns an error

@@ -56,6 +56,8 @@
 //	DELETE /history?channel=/a/b       delete the history of /a/b
 //	GET    /presence?channel=/a/b      {"channel","members":[{"clientId","user","info"},...]}: who is
 //	                                   subscribed to /a/b on every node (Config.Presence)
+//	GET    /status                     the live status page (HTML), with /status.js and /status.css
+//	GET    /status.json                the page's figures (see Status page)
 //
 // With a cluster engine, /clients and /channels count the whole cluster (as
 // each node last reported, about a second ago); ?channel= lists the clients
@@ -74,6 +76,34 @@
 // published in order, and the answer is {"results":[...]} with one
 // {"ok":true} or {"ok":false,"error":{...}} per item, even when some fail.
 // Unknown fields are refused.
+//
+// # Status page
+//
+// GET /status is a page for a person to watch the server: plain HTML, CSS
+// and a script (GET /status.js, /status.css) embedded in the package, with
+// no build step and nothing loaded from elsewhere, served with a
+// Content-Security-Policy that allows only those files. The files hold no
+// data and are served without key and to any source (a browser cannot
+// send a key when it opens a URL); the page reads GET /status.json every second, which
+// follows the access rules above. As those refuse requests made by web
+// pages when no key is configured, the page needs a key: open it as
+// /status#key=<key>. It takes the key from the URL fragment (never sent to
+// the server), keeps it in the tab's sessionStorage, removes it from the
+// address bar and sends it as X-API-Key. It writes every figure and name as
+// text, and /status.json escapes < > & in its strings as well.
+//
+// /status.json holds bayeux.Server.Stats of this node (connections,
+// deliveries and bytes by transport, sessions, subscriptions, channels,
+// received and published counts, slow-consumer drops as
+// "slowConsumerDrops", errors by Bayeux code), the sessions of the cluster
+// and its 10 channels with most subscribers (as GET /clients and GET
+// /channels count them), "cluster" (this node's id and the live node count,
+// when the engine reports them; null otherwise), "version"
+// (Config.Version), "uptimeSeconds" since New and the server's "time". The
+// page turns the counters into rates: messages in ("published") and out
+// ("deliveredTotal") per second, drawn for the last two minutes. An answer
+// is reused for half a second (Stats looks at every session), so the pages
+// open at once cost the server at most two snapshots a second.
 //
 // # History
 //

@@ -34,11 +34,12 @@ func (a *apiOptions) validate() error {
 	return err
 }
 
-// handler returns the API of srv; trusted lists the proxies whose
+// handler returns the API of srv (with the status page, which shows the
+// binary's version); trusted lists the proxies whose
 // X-Forwarded-For names the caller (--trusted-proxies); presence answers
 // GET /presence (nil: presence is off).
 func (a *apiOptions) handler(srv *bayeux.Server, trusted []netip.Prefix, presence api.Presence, log *slog.Logger) http.Handler {
 	allow, _ := prefixes("api-allow", a.allow)
 	return api.New(srv, api.Config{Keys: a.keys.items, AllowNets: allow, TrustedProxies: trusted, MaxBodyBytes: a.maxBody,
-		Presence: presence, Logger: log})
+		Presence: presence, Version: versionText(), Logger: log})
 }

@@ -83,8 +83,8 @@ async function spawnServer(bin, args, banner, name) {
   });
   let exited = null;
   const exit = new Promise((resolve) => proc.on('exit', (code, sig) => { exited = { code, sig }; resolve(exited); }));
+  let out = '';
   const url = await withTimeout(new Promise((resolve, reject) => {
-    let out = '';
     proc.stdout.setEncoding('utf8');
     proc.stdout.on('data', (chunk) => {
       out += chunk;
@@ -97,6 +97,9 @@ async function spawnServer(bin, args, banner, name) {
     url,
     proc,
     lines,
+    // stdout returns what the server printed on stdout so far (its
+    // "serving ... at URL" lines).
+    stdout: () => out,
     async stop() {
       if (exited) return;
       proc.kill('SIGTERM');
