@@ -3,7 +3,9 @@ package bayeux
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -134,7 +136,7 @@ func (c *wsConn) read() {
 		err := c.wc.WaitReadable()
 		var data []byte
 		if err == nil {
-			_, data, err = c.conn.ReadMessage()
+			data, err = c.readMessage()
 		}
 		if err != nil {
 			if !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
@@ -168,6 +170,41 @@ func (c *wsConn) read() {
 		go c.read()
 	} else {
 		c.close(closeGoingAway, "server shutting down")
+	}
+}
+
+// eagerRead is the largest buffer allocated for a message before its bytes
+// arrive: a header declaring more does not make the server allocate more
+// than the bytes that come.
+const eagerRead = 16 << 10
+
+// readMessage reads the next message. Its buffer is allocated at the size
+// its first frame declares (up to eagerRead; larger messages grow as they
+// arrive, within the size limit), where the library's ReadMessage starts
+// every message at 512 bytes and grows it.
+func (c *wsConn) readMessage() ([]byte, error) {
+	_, r, err := c.conn.NextReader()
+	if err != nil {
+		return nil, err
+	}
+	n := min(c.wc.Payload(), eagerRead)
+	data := make([]byte, n, n+1) // one byte more: io.ReadFull below sees the end without growing
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, err
+	}
+	// A message of several frames goes on; one frame ends here.
+	for {
+		if len(data) == cap(data) {
+			data = slices.Grow(data, len(data)/2+512)
+		}
+		m, err := r.Read(data[len(data):cap(data)])
+		data = data[:len(data)+m]
+		if err == io.EOF {
+			return data, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 }
 

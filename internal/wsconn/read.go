@@ -23,6 +23,9 @@ type Conn struct {
 	buf  *[]byte         // read-ahead bytes, from readPool; nil when none
 	r, w int             // unread bytes are (*buf)[r:w]
 	left int64           // bytes of the current frame not yet handed over; 0 at a boundary
+	// payload is the payload length the current frame's header declares
+	// (capped: the reader enforces the size limit).
+	payload int64
 
 	wmu      sync.Mutex
 	timeout  time.Duration // bound of every write
@@ -96,9 +99,15 @@ func (f *Conn) header() error {
 	default:
 		payload = uint64(b[1] & 0x7f)
 	}
-	f.left = int64(n) + int64(min(payload, 1<<62)) // the reader enforces the size limit
+	f.payload = int64(min(payload, 1<<62)) // the reader enforces the size limit
+	f.left = int64(n) + f.payload
 	return nil
 }
+
+// Payload returns the payload length declared by the header of the frame
+// being read: once the WebSocket library returned a reader for a message,
+// the length of its first frame.
+func (f *Conn) Payload() int64 { return f.payload }
 
 // fill reads until at least n bytes are read ahead.
 func (f *Conn) fill(n int) error {
