@@ -673,49 +673,8 @@ func (p *publisher) run(ctx context.Context, start time.Time, t0, t1 int64) {
 			tgt = int(p.next() % uint64(len(p.subs)))
 			ch = p.subs[tgt].channel
 		}
-		buf = buf[:0]
-		if !p.http {
-			buf = append(buf, '[')
-		}
-		buf = append(buf, `{"channel":"`...)
-		buf = append(buf, ch...)
-		buf = append(buf, `","data":{"s":`...)
-		buf = strconv.AppendInt(buf, seq, 10)
-		buf = append(buf, `,"t":`...)
-		buf = strconv.AppendInt(buf, now, 10)
-		buf = append(buf, `,"p":`...)
-		buf = strconv.AppendInt(buf, int64(p.idx), 10)
-		buf = append(buf, `,"m":`...)
-		if m {
-			buf = append(buf, '1')
-		} else {
-			buf = append(buf, '0')
-		}
-		if p.cfg.payload > 0 {
-			buf = append(buf, `,"x":"`...)
-			buf = append(buf, pad...)
-			buf = append(buf, '"')
-		}
-		buf = append(buf, '}')
-		if !p.http {
-			buf = append(buf, `,"clientId":"`...)
-			buf = append(buf, p.clientID...)
-			buf = append(buf, `","id":"`...)
-			buf = strconv.AppendInt(buf, seq, 10)
-			buf = append(buf, '-')
-			if m {
-				buf = append(buf, '1')
-			} else {
-				buf = append(buf, '0')
-			}
-			buf = append(buf, '-')
-			buf = strconv.AppendInt(buf, int64(tgt), 10)
-			buf = append(buf, '"')
-		}
-		buf = append(buf, '}')
-		if !p.http {
-			buf = append(buf, ']')
-		}
+		buf = appendPublish(buf[:0], benchMsg{channel: ch, seq: seq, sent: now, pub: p.idx, measured: m, pad: pad,
+			clientID: p.clientID, target: tgt, wrap: !p.http})
 
 		// Flow control bookkeeping before the send: the deliveries may
 		// arrive before the call returns.
@@ -779,4 +738,63 @@ func (p *publisher) close() {
 		p.wmu.Unlock()
 		p.conn.Close()
 	}
+}
+
+// benchMsg is one benchmark publish: its payload is {"s":seq,"t":sent,
+// "p":pub,"m":0|1[,"x":pad]}.
+type benchMsg struct {
+	channel  string
+	seq      int64
+	sent     int64 // unix nanoseconds
+	pub      int
+	measured bool
+	pad      string
+	clientID string // set: a Bayeux message with an id "seq-m-target"
+	target   int
+	wrap     bool // in a JSON array (a WebSocket frame)
+}
+
+// appendPublish appends m as a Bayeux publish (or, without a clientID, as
+// an anonymous one, or an HTTP API publish) to buf.
+func appendPublish(buf []byte, m benchMsg) []byte {
+	if m.wrap {
+		buf = append(buf, '[')
+	}
+	buf = append(buf, `{"channel":"`...)
+	buf = append(buf, m.channel...)
+	buf = append(buf, `","data":{"s":`...)
+	buf = strconv.AppendInt(buf, m.seq, 10)
+	buf = append(buf, `,"t":`...)
+	buf = strconv.AppendInt(buf, m.sent, 10)
+	buf = append(buf, `,"p":`...)
+	buf = strconv.AppendInt(buf, int64(m.pub), 10)
+	buf = append(buf, `,"m":`...)
+	buf = append(buf, "01"[b2i(m.measured)])
+	if m.pad != "" {
+		buf = append(buf, `,"x":"`...)
+		buf = append(buf, m.pad...)
+		buf = append(buf, '"')
+	}
+	buf = append(buf, '}')
+	if m.clientID != "" {
+		buf = append(buf, `,"clientId":"`...)
+		buf = append(buf, m.clientID...)
+		buf = append(buf, `","id":"`...)
+		buf = strconv.AppendInt(buf, m.seq, 10)
+		buf = append(buf, '-', "01"[b2i(m.measured)], '-')
+		buf = strconv.AppendInt(buf, int64(m.target), 10)
+		buf = append(buf, '"')
+	}
+	buf = append(buf, '}')
+	if m.wrap {
+		buf = append(buf, ']')
+	}
+	return buf
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
