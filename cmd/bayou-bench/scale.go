@@ -35,6 +35,7 @@ type scaleConfig struct {
 	redisAddr      string
 	restartCmd     string                          // shown in the progress lines
 	restart        func(ctx context.Context) error // restarts a node: runs restartCmd
+	baseline       time.Duration                   // the probe's measure before the restart
 	hold           time.Duration                   // longest wait for the clients to come back after restartCmd
 	probeSub       string                          // Bayeux URL of the probe's listener
 	probePub       string                          // Bayeux URL the probe publishes to
@@ -97,7 +98,7 @@ func runScaleMode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if cfg.meta.Label == "" {
 		cfg.meta.Label = "scale"
 	}
-	cfg.settle, cfg.deliverTimeout, cfg.hold = seconds(settle), seconds(deliver), seconds(hold)
+	cfg.settle, cfg.deliverTimeout, cfg.hold, cfg.baseline = seconds(settle), seconds(deliver), seconds(hold), 3*time.Second
 	if cfg.restartCmd != "" {
 		cfg.restart = func(ctx context.Context) error {
 			cmd := exec.CommandContext(ctx, "sh", "-c", cfg.restartCmd)
@@ -409,7 +410,7 @@ func restartNode(ctx context.Context, cfg *scaleConfig, st *scaleState, readRedi
 			st.ev.add("probe setup failed", err.Error())
 		}
 	}
-	sleepCtx(ctx, 3*time.Second) // the probe's baseline
+	sleepCtx(ctx, cfg.baseline)
 	before := readRedis("before the restart")
 	st.reconnect.Store(true)
 	tKill := time.Now()
@@ -446,7 +447,7 @@ func restartNode(ctx context.Context, cfg *scaleConfig, st *scaleState, readRedi
 	}
 	if pr != nil {
 		pr.stop()
-		out.ProbeBaseline, _, _ = pr.window(tKill.Add(-3*time.Second), tKill)
+		out.ProbeBaseline, _, _ = pr.window(tKill.Add(-cfg.baseline), tKill)
 		out.ProbeDuring, out.ProbeSent, out.ProbeLost = pr.window(tKill, tBack)
 	}
 	return out

@@ -40,7 +40,7 @@ func bayouWithAPI(t *testing.T) (string, string, *httptest.Server) {
 func smallScale(url, apiURL, via string) *scaleConfig {
 	return &scaleConfig{urls: []string{url}, clients: 150, sources: 2, concurrency: 16, channel: "/users",
 		via: via, apiURL: apiURL, pubs: 3, batch: 40, window: 8, deliverTimeout: 10 * time.Second,
-		serverPIDs: []int{os.Getpid()}, hold: 20 * time.Second, readBuf: 1024}
+		serverPIDs: []int{os.Getpid()}, hold: 20 * time.Second, baseline: time.Second, readBuf: 1024}
 }
 
 // checkRound fails unless every one of n clients got its message once.
