@@ -12,8 +12,14 @@
 # loopback ports, runs the tool, prints its summary, and stops everything it
 # started (trap), the whole within SCALE_BUDGET seconds.
 #
-# Environment: N (10000 clients), CLUSTER (1, or 3 for three nodes over
-# Redis), PUB (api: batches to the HTTP API; ws: WebSocket publishers),
+# One process (a node, or the tool) cannot have more sockets than the hard
+# open-file limit allows (ulimit -Hn; raising it needs privileges): past it,
+# the clients are spread over PROCS tool processes (bayou-bench scale
+# --procs) and CLUSTER nodes. For example, on a machine whose hard limit is
+# 20,000: N=100000 CLUSTER=6 PROCS=6 (about 16,700 sockets per process).
+#
+# Environment: N (10000 clients), CLUSTER (1, or 3 or more nodes over
+# Redis), PROCS (tool processes; default: one per 18,000 clients), PUB (api: batches to the HTTP API; ws: WebSocket publishers),
 # PUBS (4), RESTART (1 with CLUSTER=3: kill -9 node 1 after the first
 # round and restart it), CONCURRENCY (64), SCALE_BUDGET (600 s), SCALE_DIR
 # (logs and the JSON line; default a new temp dir), REDIS_SERVER
@@ -23,6 +29,7 @@ cd "$(dirname "$0")/.."
 
 N=${N:-10000}
 CLUSTER=${CLUSTER:-1}
+PROCS=${PROCS:-$(((N + 17999) / 18000))}
 PUB=${PUB:-api}
 PUBS=${PUBS:-4}
 RESTART=${RESTART:-1}
@@ -59,7 +66,7 @@ go build -o bin/bayou ./cmd/bayou
 go build -o bin/bayou-bench ./cmd/bayou-bench
 hard=$(ulimit -Hn)
 ulimit -n "$hard"
-echo "open-file limit: $(ulimit -n) (hard $hard); clients per node: about $((N / CLUSTER))"
+echo "open-file limit: $(ulimit -n) (hard $hard); clients per node: about $((N / CLUSTER)), per tool process: about $((N / PROCS))"
 if [ "$hard" != unlimited ] && [ "$((N / CLUSTER + 200))" -gt "$hard" ]; then
   echo "!! the hard open-file limit ($hard) is below what a node needs for $((N / CLUSTER)) clients: expect failed set-ups" >&2
 fi
@@ -139,11 +146,11 @@ EOF
     --probe-sub "http://127.0.0.1:${BAYOU_PORT[1]}/bayeux" --probe-pub "http://127.0.0.1:${BAYOU_PORT[2]}/bayeux")
 fi
 
-say "bayou-bench scale: $N clients, $CLUSTER node(s), publishing via $PUB"
+say "bayou-bench scale: $N clients, $CLUSTER node(s), $PROCS tool process(es), publishing via $PUB"
 # shellcheck disable=SC2086
 timeout --kill-after=10 "$SCALE_BUDGET" bin/bayou-bench scale --url "$URLS" --clients "$N" \
   --api-url "http://127.0.0.1:${API_PORT[1 % CLUSTER]}/" --pub "$PUB" --pubs "$PUBS" --concurrency "$CONCURRENCY" \
-  --server-pid "$NODE_PIDS" --json "$SCALE_DIR/results.jsonl" "${EXTRA_FLAGS[@]}" ${EXTRA:-} ||
+  --procs "$PROCS" --server-pid "$NODE_PIDS" --json "$SCALE_DIR/results.jsonl" "${EXTRA_FLAGS[@]}" ${EXTRA:-} ||
   echo "!! bayou-bench exited with status $?"
 for f in "$SCALE_DIR"/node*.log; do
   if grep -qv 'serving' "$f"; then

@@ -147,9 +147,12 @@ func newEvents() *events {
 	return &events{counts: map[string]int64{}, samples: map[string]string{}}
 }
 
-func (e *events) add(kind, detail string) {
+func (e *events) add(kind, detail string) { e.addN(kind, detail, 1) }
+
+// addN counts n events of a kind.
+func (e *events) addN(kind, detail string, n int64) {
 	e.mu.Lock()
-	e.counts[kind]++
+	e.counts[kind] += n
 	if _, ok := e.samples[kind]; !ok && detail != "" {
 		if len(detail) > 300 {
 			detail = detail[:300]

@@ -72,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		return runIdleMode(ctx, args, stdout, stderr)
 	case "scale":
 		return runScaleMode(ctx, args, stdout, stderr)
+	case "scale-worker": // started by scale --procs
+		return runScaleWorker(ctx, args, os.Stdin, stdout, stderr)
 	case "soak":
 		return runSoakMode(ctx, args, stdout, stderr)
 	case "yardstick":

@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,6 +42,7 @@ type scaleConfig struct {
 	probeSub       string                          // Bayeux URL of the probe's listener
 	probePub       string                          // Bayeux URL the probe publishes to
 	readBuf        int
+	procs          int // worker processes holding the clients; ≤ 1: this one
 	meta           runMeta
 }
 
@@ -51,7 +54,7 @@ func runScaleMode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	var settle, deliver, hold float64
 	fs.StringVar(&urls, "url", "http://127.0.0.1:8000/bayeux", "server's Bayeux URL; comma-separated URLs of a cluster's nodes spread the clients round-robin")
 	fs.IntVar(&cfg.clients, "clients", 10000, "WebSocket clients, client i subscribed to <channel>/<i>")
-	fs.IntVar(&cfg.sources, "sources", 0, "loopback source addresses 127.0.0.1, .2, ... the clients connect from (one has about 28k ephemeral ports); 0: one per 25,000 clients")
+	fs.IntVar(&cfg.sources, "sources", 0, "loopback source addresses 127.0.0.1, .2, ... the clients of each process connect from (one has about 28k ephemeral ports); 0: one per 25,000 clients of a process")
 	fs.IntVar(&cfg.concurrency, "concurrency", 64, "clients set up (and, after a restart, set up again) concurrently")
 	fs.StringVar(&cfg.channel, "channel", "/users", "channel prefix")
 	fs.StringVar(&cfg.via, "pub", "api", "how to publish: api (batches to POST /publish on --api-url) or ws (--pubs WebSocket publishers)")
@@ -68,6 +71,7 @@ func runScaleMode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.StringVar(&cfg.probeSub, "probe-sub", "", "with --restart-cmd: Bayeux URL of a node (not the restarted one) where a probe listens")
 	fs.StringVar(&cfg.probePub, "probe-pub", "", "with --restart-cmd: Bayeux URL of a third node the probe publishes to every 10 ms")
 	fs.IntVar(&cfg.readBuf, "read-buffer", 1024, "WebSocket read buffer per client, bytes")
+	fs.IntVar(&cfg.procs, "procs", 1, "worker processes holding the clients (each opens at most its share of sockets: past one process's open-file limit); the sources are per process")
 	metaFlags(fs, &cfg.meta, &jsonPath)
 	if err := fs.Parse(args); err != nil {
 		return 2, err
@@ -90,8 +94,8 @@ func runScaleMode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return 2, fmt.Errorf("--pub: want api or ws, got %q", cfg.via)
 	case cfg.via == "api" && cfg.apiURL == "":
 		return 2, errors.New("--pub api needs --api-url")
-	case cfg.sources < 0 || cfg.sources > 250:
-		return 2, errors.New("--sources: 0 to 250")
+	case cfg.sources < 0 || cfg.procs < 1 || max(1, cfg.sources)*cfg.procs > 250:
+		return 2, errors.New("--sources: 0 to 250, --procs ≥ 1, sources × procs ≤ 250")
 	case (cfg.probeSub == "") != (cfg.probePub == ""):
 		return 2, errors.New("--probe-sub and --probe-pub go together")
 	}
@@ -204,7 +208,8 @@ func runScale(ctx context.Context, cfg *scaleConfig, progress io.Writer) *ScaleR
 		PublishVia: cfg.via, Publishers: cfg.pubs}
 	ev := newEvents()
 	defer func() { res.Errors, res.ErrorSamples = ev.snapshot() }()
-	need := uint64(cfg.clients + 3*cfg.concurrency + cfg.pubs + 64)
+	perProc := cfg.clients / max(1, cfg.procs) // sockets of each process that holds clients
+	need := uint64(perProc + 3*cfg.concurrency + cfg.pubs + 64)
 	lim, ok, restore := raiseFileLimitTo(need)
 	defer restore()
 	res.FileLimit, res.FileLimitOK = lim, ok
@@ -217,23 +222,26 @@ func runScale(ctx context.Context, cfg *scaleConfig, progress io.Writer) *ScaleR
 		sl = append(sl, fmt.Sprintf("pid %d: %s", p, procFileLimit(p)))
 	}
 	res.ServerFiles = strings.Join(sl, ", ")
-	res.Sources = cfg.sources
+	res.Sources, res.Procs = cfg.sources, max(1, cfg.procs)
 	if res.Sources == 0 {
-		res.Sources = 1 + (cfg.clients-1)/25000
+		res.Sources = 1 + (perProc-1)/25000
 	}
-	targets, err := scaleTargets(cfg.urls, res.Sources, cfg.readBuf)
+	pubTargets, err := scaleTargets(cfg.urls, 0, 1, cfg.readBuf)
 	if err != nil {
 		res.Fatal = err.Error()
 		return res
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st := &scaleState{ev: ev, resubSem: make(chan struct{}, cfg.concurrency)}
-	all := make([]*scaleClient, cfg.clients)
-	for i := range all {
-		node := i % len(cfg.urls)
-		src := (i / len(cfg.urls)) % res.Sources
-		all[i] = newScaleClient(i, fmt.Sprintf("%s/%d", cfg.channel, i), targets[node][src], st)
+	var set clientSet
+	if cfg.procs > 1 {
+		set, err = newProcSet(ctx, cfg, cfg.procs, res.Sources, progress)
+	} else {
+		set, err = newLocalSet(cfg, &scaleState{ev: ev, resubSem: make(chan struct{}, cfg.concurrency)}, 0, 1, 0, res.Sources)
+	}
+	if err != nil {
+		res.Fatal = err.Error()
+		return res
 	}
 	var redis0, redis1 *redisStats
 	readRedis := func(what string) *redisStats {
@@ -248,17 +256,39 @@ func runScale(ctx context.Context, cfg *scaleConfig, progress io.Writer) *ScaleR
 	}
 	redis0 = readRedis("before the ramp")
 	rss0, rssOK := sumRSS(cfg.serverPIDs)
-	c0, s0 := selfCPU(), sumCPU(cfg.serverPIDs)
-	fmt.Fprintf(progress, "scale: ramping up %d clients over %d node(s) from %d source address(es)\n", cfg.clients, len(cfg.urls), res.Sources)
+	s0 := sumCPU(cfg.serverPIDs)
+	fmt.Fprintf(progress, "scale: ramping up %d clients over %d node(s) from %d source address(es) in %d process(es)\n",
+		cfg.clients, len(cfg.urls), res.Sources*max(1, cfg.procs), max(1, cfg.procs))
 	start := time.Now()
-	live := setupScale(ctx, all, cfg.concurrency, ev)
+	ids, toolCPU, err := set.ramp(ctx)
 	ramp := time.Since(start)
+	defer func() {
+		errs, samples := set.close(context.Background())
+		for k, n := range errs {
+			ev.addN(k, samples[k], n)
+		}
+	}()
+	if err != nil {
+		ev.add("ramp", err.Error())
+	}
+	live := make([]*scaleClient, 0, len(ids))
+	byIdx := make(map[int]*scaleClient, len(ids))
+	if l, ok := set.(*localSet); ok {
+		live = l.live
+	} else {
+		slices.Sort(ids)
+		for _, i := range ids {
+			live = append(live, newScaleClient(i, fmt.Sprintf("%s/%d", cfg.channel, i), nil, nil))
+		}
+	}
+	for _, c := range live {
+		byIdx[c.sub.idx] = c
+	}
 	res.Connected = len(live)
 	res.SetupS = ramp.Seconds()
 	res.SetupPerS = float64(len(live)) / ramp.Seconds()
-	res.ToolCPU = (selfCPU() - c0).Seconds() / ramp.Seconds()
+	res.ToolCPU = toolCPU.Seconds() / ramp.Seconds()
 	res.ServerCPU = (sumCPU(cfg.serverPIDs) - s0).Seconds() / ramp.Seconds()
-	defer closeScale(st, live)
 	if len(live) == 0 {
 		res.Fatal = errNoClients.Error()
 		return res
@@ -276,7 +306,8 @@ func runScale(ctx context.Context, cfg *scaleConfig, progress io.Writer) *ScaleR
 			MemPerChannelBytes: float64(redis1.usedMemory-redis0.usedMemory) / float64(len(live))}
 	}
 
-	rd := publishRound(ctx, cfg, targets, live, st, 1, "initial", progress)
+	rs := &roundSetup{cfg: cfg, pubTargets: pubTargets, live: live, byIdx: byIdx, set: set, ev: ev, progress: progress}
+	rd := rs.publish(ctx, 1, "initial")
 	res.Rounds = append(res.Rounds, rd)
 	if res.Redis != nil {
 		if redis2 := readRedis("after the publishes"); redis2 != nil {
@@ -284,8 +315,8 @@ func runScale(ctx context.Context, cfg *scaleConfig, progress io.Writer) *ScaleR
 		}
 	}
 	if cfg.restart != nil && ctx.Err() == nil {
-		res.Restart = restartNode(ctx, cfg, st, readRedis, res.Redis, progress)
-		res.Rounds = append(res.Rounds, publishRound(ctx, cfg, targets, live, st, 2, "after the restart", progress))
+		res.Restart = restartNode(ctx, cfg, set, ev, readRedis, res.Redis, progress)
+		res.Rounds = append(res.Rounds, rs.publish(ctx, 2, "after the restart"))
 	}
 	res.OK = ctx.Err() == nil
 	if ctx.Err() != nil {
@@ -351,90 +382,96 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-// publishRound publishes round r to every live client and waits for the
+// roundSetup is what a publish round needs.
+type roundSetup struct {
+	cfg        *scaleConfig
+	pubTargets [][]*target
+	live       []*scaleClient // the clients, or (with worker processes) stand-ins holding their expect flags
+	byIdx      map[int]*scaleClient
+	set        clientSet
+	ev         *events
+	progress   io.Writer
+}
+
+// publish publishes round r to every live client and waits for the
 // deliveries.
-func publishRound(ctx context.Context, cfg *scaleConfig, targets [][]*target, live []*scaleClient, st *scaleState, r int, name string, progress io.Writer) ScaleRound {
-	fmt.Fprintf(progress, "scale: round %d (%s): publishing to %d channels via %s\n", r, name, len(live), cfg.via)
+func (rs *roundSetup) publish(ctx context.Context, r int, name string) ScaleRound {
+	cfg := rs.cfg
+	fmt.Fprintf(rs.progress, "scale: round %d (%s): publishing to %d channels via %s\n", r, name, len(rs.live), cfg.via)
 	var rp roundPublish
 	if cfg.via == "api" {
-		rp = publishAPI(ctx, cfg.apiURL, live, r, cfg.batch, cfg.pubs, st.ev)
+		rp = publishAPI(ctx, cfg.apiURL, rs.live, r, cfg.batch, cfg.pubs, rs.ev)
 	} else {
-		pt := make([]*target, len(targets))
-		for i := range targets {
-			pt[i] = targets[i][0]
+		pt := make([]*target, len(rs.pubTargets))
+		for i := range rs.pubTargets {
+			pt[i] = rs.pubTargets[i][0]
 		}
-		rp = publishWS(ctx, pt, live, r, cfg.pubs, cfg.window, st.ev)
+		rp = publishWS(ctx, pt, rs.live, r, cfg.pubs, cfg.window, rs.ev)
 	}
 	rd := ScaleRound{Name: name, Published: rp.sent, PublishFailed: rp.failed, PublishS: rp.end.Sub(rp.start).Seconds()}
-	for _, c := range live {
-		if c.expect[r-1].Load() {
-			rd.Expected++
-		}
+	rc, err := rs.set.round(ctx, r, func(i int) bool {
+		c := rs.byIdx[i]
+		return c != nil && c.expect[r-1].Load()
+	}, time.Now().Add(cfg.deliverTimeout))
+	if err != nil {
+		rs.ev.add("round", err.Error())
 	}
-	deadline := time.Now().Add(cfg.deliverTimeout)
-	for time.Now().Before(deadline) && ctx.Err() == nil && st.delivered[r-1].Load() < rd.Expected {
-		time.Sleep(5 * time.Millisecond)
+	rd.Expected, rd.Received, rd.Lost, rd.Duplicated = rc.Expected, rc.Received, rc.Lost, rc.Duplicated
+	rd.AllDelivered = err == nil && rd.Lost == 0 && rd.Expected == int64(len(rs.live))
+	if rc.LastArrive > 0 {
+		rd.DeliveredS = time.Duration(rc.LastArrive - rp.start.UnixNano()).Seconds()
 	}
-	for _, c := range live {
-		got := c.got[r-1].Load() > 0
-		if got {
-			rd.Received++
-		}
-		if c.expect[r-1].Load() && !got {
-			rd.Lost++
-		}
-	}
-	rd.Duplicated = st.duplicated[r-1].Load()
-	rd.AllDelivered = rd.Lost == 0 && rd.Expected == int64(len(live))
-	if last := st.lastArrive[r-1].Load(); last > 0 {
-		rd.DeliveredS = time.Duration(last - rp.start.UnixNano()).Seconds()
-	}
-	st.histMu.Lock()
-	rd.LatencyUS = latencyOf(&st.hist[r-1])
-	st.histMu.Unlock()
+	rd.LatencyUS = latencyOf(&rc.Hist)
 	return rd
 }
 
 // restartNode runs the restart command while a probe measures latency
 // through two other nodes, and waits for the dropped clients to subscribe
 // again.
-func restartNode(ctx context.Context, cfg *scaleConfig, st *scaleState, readRedis func(string) *redisStats, rc *RedisCost, progress io.Writer) *RestartCost {
+func restartNode(ctx context.Context, cfg *scaleConfig, set clientSet, ev *events, readRedis func(string) *redisStats, rc *RedisCost, progress io.Writer) *RestartCost {
 	out := &RestartCost{}
 	var pr *probe
 	if cfg.probeSub != "" {
 		sub, err1 := newTarget(cfg.probeSub, 4096)
 		pub, err2 := newTarget(cfg.probePub, 4096)
 		if err := errors.Join(err1, err2); err != nil {
-			st.ev.add("probe", err.Error())
-		} else if pr, err = startProbe(ctx, sub, pub, 10*time.Millisecond, st.ev); err != nil {
-			st.ev.add("probe setup failed", err.Error())
+			ev.add("probe", err.Error())
+		} else if pr, err = startProbe(ctx, sub, pub, 10*time.Millisecond, ev); err != nil {
+			ev.add("probe setup failed", err.Error())
 		}
 	}
 	sleepCtx(ctx, cfg.baseline)
-	before := readRedis("before the restart")
-	st.reconnect.Store(true)
+	tBefore, before := time.Now(), readRedis("before the restart")
+	if err := set.reconnect(ctx); err != nil {
+		ev.add("reconnect", err.Error())
+	}
 	tKill := time.Now()
 	fmt.Fprintf(progress, "scale: restarting a node: %s\n", cfg.restartCmd)
 	if err := cfg.restart(ctx); err != nil {
-		st.ev.add("restart command failed", err.Error())
+		ev.add("restart command failed", err.Error())
 	}
 	// Wait until every dropped client is back (or lost) and nothing has
 	// dropped for 2 s, or hold has passed.
 	deadline := tKill.Add(cfg.hold)
 	lastDrops, lastMove := int64(-1), time.Now()
+	var s restartStatus
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		d := st.dropped.Load()
-		if d != lastDrops {
-			lastDrops, lastMove = d, time.Now()
-		}
-		if d > 0 && st.resubbed.Load()+st.failed.Load() >= d && time.Since(lastMove) > 2*time.Second {
+		var err error
+		if s, err = set.status(ctx); err != nil {
+			ev.add("status", err.Error())
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		if s.Dropped != lastDrops {
+			lastDrops, lastMove = s.Dropped, time.Now()
+		}
+		if s.Dropped > 0 && s.Resubbed+s.Failed >= s.Dropped && time.Since(lastMove) > 2*time.Second {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	out.Dropped, out.Resubscribed = st.dropped.Load(), st.resubbed.Load()
+	out.Dropped, out.Resubscribed = s.Dropped, s.Resubbed
 	out.NotBack = out.Dropped - out.Resubscribed
-	tBack := time.Unix(0, st.lastResub.Load())
+	tBack := time.Unix(0, s.LastResub)
 	if out.Resubscribed > 0 {
 		out.ResubscribeS = tBack.Sub(tKill).Seconds()
 		out.ResubPerS = float64(out.Resubscribed) / out.ResubscribeS
@@ -442,7 +479,14 @@ func restartNode(ctx context.Context, cfg *scaleConfig, st *scaleState, readRedi
 		tBack = time.Now()
 	}
 	fmt.Fprintf(progress, "scale: %d dropped, %d back in %.2fs\n", out.Dropped, out.Resubscribed, out.ResubscribeS)
-	if after := readRedis("after the re-subscribe"); rc != nil && before != nil && after != nil {
+	after, tAfter := readRedis("after the re-subscribe"), time.Now()
+	if rc != nil && before != nil && after != nil {
+		if pr != nil && rc.Publish != nil {
+			// Leave out the probe's own publishes: each costs what a
+			// publish of the first round cost.
+			_, sent, _ := pr.window(tBefore, tAfter)
+			after.calls["publish"] -= int64(math.Round(float64(sent) * rc.Publish.ByCmd["publish"]))
+		}
 		rc.Resubscribe = commandsPer(before, after, out.Resubscribed)
 	}
 	if pr != nil {

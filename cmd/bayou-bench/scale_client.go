@@ -218,11 +218,11 @@ func (c *scaleClient) close() {
 }
 
 // scaleTargets returns one target per (URL, source address) pair: the
-// WebSocket dialer of source k binds 127.0.0.(k+1), so that the clients'
+// WebSocket dialer of source k binds 127.0.0.(srcBase+k+1), so that the clients'
 // connections spread over several addresses' ephemeral ports. The targets
 // of one URL share an HTTP client (handshakes use a few pooled
 // connections).
-func scaleTargets(urls []string, sources, readBuf int) ([][]*target, error) {
+func scaleTargets(urls []string, srcBase, sources, readBuf int) ([][]*target, error) {
 	out := make([][]*target, len(urls))
 	for i, u := range urls {
 		base, err := newTarget(u, readBuf)
@@ -233,7 +233,7 @@ func scaleTargets(urls []string, sources, readBuf int) ([][]*target, error) {
 			t := *base
 			d := *base.dialer
 			nd := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1,
-				LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(k+1))}}
+				LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(srcBase+k+1))}}
 			d.NetDialContext = nd.DialContext
 			t.dialer = &d
 			out[i] = append(out[i], &t)

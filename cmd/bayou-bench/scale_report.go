@@ -18,7 +18,8 @@ type ScaleResult struct {
 
 	Clients     int    `json:"clients"`
 	Connected   int    `json:"connected"`
-	Sources     int    `json:"source_addresses"`
+	Sources     int    `json:"source_addresses"` // per process
+	Procs       int    `json:"procs"`
 	FileLimit   uint64 `json:"file_limit"`
 	FileLimitOK bool   `json:"file_limit_ok"`
 	ServerFiles string `json:"server_file_limits,omitempty"`
@@ -114,8 +115,8 @@ func printScaleText(w io.Writer, r *ScaleResult) {
 	if !r.FileLimitOK {
 		lim = "TOO LOW for this run (hard limit)"
 	}
-	fmt.Fprintf(w, "   clients %d connected+subscribed of %d, from %d source address(es); tool's file limit %d (%s)\n",
-		r.Connected, r.Clients, r.Sources, r.FileLimit, lim)
+	fmt.Fprintf(w, "   clients %d connected+subscribed of %d, in %d process(es) with %d source address(es) each; tool's file limit %d (%s)\n",
+		r.Connected, r.Clients, r.Procs, r.Sources, r.FileLimit, lim)
 	if r.ServerFiles != "" {
 		fmt.Fprintf(w, "   servers' file limits: %s\n", r.ServerFiles)
 	}

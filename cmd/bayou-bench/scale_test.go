@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -37,6 +38,19 @@ func bayouWithAPI(t *testing.T) (string, string, *httptest.Server) {
 	return srv.URL + "/bayeux", apiSrv.URL + "/", srv
 }
 
+// TestMain lets the test binary stand for bayou-bench when it is started
+// as a scale worker (scale --procs).
+func TestMain(m *testing.M) {
+	if os.Getenv(workerEnv) == "1" {
+		code, err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
 func smallScale(url, apiURL, via string) *scaleConfig {
 	return &scaleConfig{urls: []string{url}, clients: 150, sources: 2, concurrency: 16, channel: "/users",
 		via: via, apiURL: apiURL, pubs: 3, batch: 40, window: 8, deliverTimeout: 10 * time.Second,
@@ -63,13 +77,17 @@ func TestScale(t *testing.T) {
 		t.Skip("load test")
 	}
 	url, apiURL, _ := bayouWithAPI(t)
-	for _, via := range []string{"api", "ws"} {
-		t.Run(via, func(t *testing.T) {
-			cfg := smallScale(url, apiURL, via)
-			cfg.channel = "/users-" + via
+	for _, tc := range []struct {
+		via   string
+		procs int
+	}{{"api", 1}, {"ws", 1}, {"api", 3}} {
+		t.Run(fmt.Sprintf("%s/procs=%d", tc.via, tc.procs), func(t *testing.T) {
+			cfg := smallScale(url, apiURL, tc.via)
+			cfg.channel = fmt.Sprintf("/users-%s-%d", tc.via, tc.procs)
+			cfg.procs = tc.procs
 			r := runScale(context.Background(), cfg, io.Discard)
 			if !r.OK || r.Connected != cfg.clients || r.SetupPerS <= 0 || r.RSSAfterKiB == 0 || !r.FileLimitOK ||
-				r.Sources != 2 || len(r.Errors) != 0 || len(r.Rounds) != 1 {
+				r.Sources != 2 || r.Procs != tc.procs || len(r.Errors) != 0 || len(r.Rounds) != 1 {
 				t.Fatalf("%+v", r)
 			}
 			checkRound(t, r, 0, cfg.clients)
@@ -85,19 +103,24 @@ func TestScaleRestart(t *testing.T) {
 		t.Skip("load test")
 	}
 	url, apiURL, srv := bayouWithAPI(t)
-	px := newBreaker(t, srv.Listener.Addr().String())
-	cfg := smallScale("http://"+px.ln.Addr().String()+"/bayeux", apiURL, "api")
-	cfg.clients = 100
-	cfg.probeSub, cfg.probePub = url, url
-	cfg.restartCmd = "break every connection"
-	cfg.restart = func(context.Context) error { px.breakAll(); return nil }
-	r := runScale(context.Background(), cfg, io.Discard)
-	checkRound(t, r, 0, cfg.clients)
-	checkRound(t, r, 1, cfg.clients)
-	rs := r.Restart
-	if rs == nil || rs.Dropped < int64(cfg.clients) || rs.NotBack != 0 || rs.ResubscribeS <= 0 ||
-		rs.ProbeBaseline.N == 0 || rs.ProbeSent == 0 {
-		t.Fatalf("restart: %+v", rs)
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("procs=%d", procs), func(t *testing.T) {
+			px := newBreaker(t, srv.Listener.Addr().String())
+			cfg := smallScale("http://"+px.ln.Addr().String()+"/bayeux", apiURL, "api")
+			cfg.clients, cfg.procs = 100, procs
+			cfg.channel = fmt.Sprintf("/restart-%d", procs)
+			cfg.probeSub, cfg.probePub = url, url
+			cfg.restartCmd = "break every connection"
+			cfg.restart = func(context.Context) error { px.breakAll(); return nil }
+			r := runScale(context.Background(), cfg, io.Discard)
+			checkRound(t, r, 0, cfg.clients)
+			checkRound(t, r, 1, cfg.clients)
+			rs := r.Restart
+			if rs == nil || rs.Dropped < int64(cfg.clients) || rs.NotBack != 0 || rs.ResubscribeS <= 0 ||
+				rs.ProbeBaseline.N == 0 || rs.ProbeSent == 0 {
+				t.Fatalf("restart: %+v", rs)
+			}
+		})
 	}
 }
 
@@ -161,5 +184,26 @@ func TestParseRedisInfo(t *testing.T) {
 	d := commandsPer(st, later, 10)
 	if d.PerOp != 3.5 || d.ByCmd["publish"] != 3 || d.ByCmd["hset"] != 0.5 || d.ByCmd["info"] != 0 {
 		t.Fatalf("%+v", d)
+	}
+}
+
+func TestHistogramJSON(t *testing.T) {
+	var h histogram
+	for _, d := range []time.Duration{0, 90 * time.Microsecond, 3 * time.Millisecond, 3 * time.Millisecond, 2 * time.Second} {
+		h.record(d)
+	}
+	b, err := h.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back histogram
+	if err := back.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	if back != h {
+		t.Fatalf("round trip of %s differs", b)
+	}
+	if err := back.UnmarshalJSON([]byte(`{"b":[[999999,1]]}`)); err == nil {
+		t.Fatal("a bucket out of range was accepted")
 	}
 }
