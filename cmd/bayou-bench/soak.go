@@ -385,18 +385,26 @@ func runSoak(ctx context.Context, cfg *soakConfig, progress io.Writer) *SoakResu
 	go func() { defer bg.Done(); r.publish(runCtx) }()
 	t0 := time.Now()
 	end := t0.Add(cfg.duration)
+	sample := func() {
+		sm := sampler.take(ctx, time.Since(t0), len(r.pool.snapshot()), r.joined.Load(), r.left.Load())
+		res.Samples = append(res.Samples, sm)
+		fmt.Fprintf(progress, "soak: %s\n", sm.line())
+	}
 	tick := time.NewTicker(cfg.sample)
+	last := t0
 	for time.Now().Before(end) && ctx.Err() == nil {
 		select {
 		case <-tick.C:
-			sm := sampler.take(ctx, time.Since(t0), len(r.pool.snapshot()), r.joined.Load(), r.left.Load())
-			res.Samples = append(res.Samples, sm)
-			fmt.Fprintf(progress, "soak: %s\n", sm.line())
+			sample()
+			last = time.Now()
 		case <-ctx.Done():
 		case <-time.After(time.Until(end)):
 		}
 	}
 	tick.Stop()
+	if ctx.Err() == nil && time.Since(last) > cfg.sample/2 {
+		sample() // the end of the run
+	}
 	stopRun()
 	bg.Wait()
 
