@@ -41,7 +41,7 @@ mkdir -p "$SCALE_DIR"
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh # say
 
-PIDS=()
+PIDS=() # children to reap; the nodes are not ours (see start_node)
 cleanup() {
   local f p
   for f in "$SCALE_DIR"/*.pid; do
@@ -91,12 +91,12 @@ wait_line() {
 # start_node I: starts bayou node I on its ports (BAYOU_PORT[I], API_PORT[I]).
 start_node() {
   local i=$1 log="$SCALE_DIR/node$1.log"
+  # Started from a subshell, so that the shell does not report its kill -9.
   # shellcheck disable=SC2086
-  bin/bayou --addr "127.0.0.1:${BAYOU_PORT[$i]}" --api-addr "127.0.0.1:${API_PORT[$i]}" --log-level warn \
+  (bin/bayou --addr "127.0.0.1:${BAYOU_PORT[$i]}" --api-addr "127.0.0.1:${API_PORT[$i]}" --log-level warn \
     --timeout 25 $REDIS_FLAG >>"$log" 2>&1 &
-  echo $! >"$SCALE_DIR/node$i.pid"
-  PIDS+=($!)
-  wait_line "$log" "serving the HTTP API" $!
+    echo $! >"$SCALE_DIR/node$i.pid")
+  wait_line "$log" "serving the HTTP API" "$(cat "$SCALE_DIR/node$i.pid")"
 }
 
 REDIS_FLAG=""

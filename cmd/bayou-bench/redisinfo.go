@@ -15,6 +15,7 @@ import (
 // the calls of every command since the server started, and its memory use.
 type redisStats struct {
 	calls      map[string]int64 // command name (lower case) -> calls
+	usec       map[string]int64 // command name -> microseconds Redis spent running it
 	usedMemory int64            // bytes
 }
 
@@ -33,7 +34,7 @@ func readRedisStats(ctx context.Context, addr string) (*redisStats, error) {
 		_ = conn.SetDeadline(dl)
 	}
 	r := bufio.NewReader(conn)
-	st := &redisStats{calls: map[string]int64{}}
+	st := newRedisStats()
 	for _, section := range []string{"commandstats", "memory"} {
 		text, err := redisInfo(conn, r, section)
 		if err != nil {
@@ -42,6 +43,10 @@ func readRedisStats(ctx context.Context, addr string) (*redisStats, error) {
 		parseRedisInfo(text, st)
 	}
 	return st, nil
+}
+
+func newRedisStats() *redisStats {
+	return &redisStats{calls: map[string]int64{}, usec: map[string]int64{}}
 }
 
 // redisInfo sends INFO section as an inline command and returns the bulk
@@ -79,11 +84,18 @@ func parseRedisInfo(text string, st *redisStats) {
 			if !ok {
 				continue
 			}
+			name = strings.ToLower(name)
 			for _, kv := range strings.Split(fields, ",") {
-				if v, ok := strings.CutPrefix(kv, "calls="); ok {
-					if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-						st.calls[strings.ToLower(name)] = n
-					}
+				k, v, _ := strings.Cut(kv, "=")
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					continue
+				}
+				switch k {
+				case "calls":
+					st.calls[name] = n
+				case "usec":
+					st.usec[name] = n
 				}
 			}
 			continue
@@ -96,22 +108,26 @@ func parseRedisInfo(text string, st *redisStats) {
 	}
 }
 
-// redisDelta is the commands Redis ran between two readings, per
-// operation of the tool (subscribe, publish).
+// redisDelta is the commands Redis ran between two readings, and the time
+// it spent on them, per operation of the tool (a subscribe, a publish, a
+// second).
 type redisDelta struct {
-	PerOp float64            `json:"per_op"`
-	ByCmd map[string]float64 `json:"by_command"`
-	Ops   int64              `json:"ops"`
+	PerOp   float64            `json:"per_op"`
+	ByCmd   map[string]float64 `json:"by_command"`
+	USPerOp float64            `json:"redis_us_per_op"`
+	USByCmd map[string]float64 `json:"redis_us_by_command"`
+	Ops     int64              `json:"ops"`
 }
 
-// commandsPer returns the commands run between a and b divided by ops,
-// leaving out INFO (the tool's own readings).
+// commandsPer returns the commands run between a and b, and the time
+// Redis spent on them, divided by ops, leaving out INFO (the tool's own
+// readings).
 func commandsPer(a, b *redisStats, ops int64) *redisDelta {
-	d := &redisDelta{ByCmd: map[string]float64{}, Ops: ops}
+	d := &redisDelta{ByCmd: map[string]float64{}, USByCmd: map[string]float64{}, Ops: ops}
 	if a == nil || b == nil || ops <= 0 {
 		return d
 	}
-	var total int64
+	var total, us int64
 	for name, n := range b.calls {
 		if name == "info" {
 			continue
@@ -120,7 +136,12 @@ func commandsPer(a, b *redisStats, ops int64) *redisDelta {
 			total += delta
 			d.ByCmd[name] = float64(delta) / float64(ops)
 		}
+		if delta := b.usec[name] - a.usec[name]; delta > 0 {
+			us += delta
+			d.USByCmd[name] = float64(delta) / float64(ops)
+		}
 	}
 	d.PerOp = float64(total) / float64(ops)
+	d.USPerOp = float64(us) / float64(ops)
 	return d
 }

@@ -293,15 +293,18 @@ func runScale(ctx context.Context, cfg *scaleConfig, progress io.Writer) *ScaleR
 		res.Fatal = errNoClients.Error()
 		return res
 	}
+	redisRamp := readRedis("after the ramp")
 	fmt.Fprintf(progress, "scale: %d clients subscribed in %.1fs; settling %s\n", len(live), ramp.Seconds(), cfg.settle)
+	settleStart := time.Now()
 	sleepCtx(ctx, cfg.settle)
 	if rss1, ok := sumRSS(cfg.serverPIDs); ok && rssOK {
 		res.RSSBeforeKiB, res.RSSAfterKiB = rss0>>10, rss1>>10
 		res.RSSPerClientBytes = float64(rss1-rss0) / float64(len(live))
 	}
-	redis1 = readRedis("after the ramp")
-	if redis0 != nil && redis1 != nil {
-		res.Redis = &RedisCost{Subscribe: commandsPer(redis0, redis1, int64(len(live))),
+	redis1 = readRedis("after the settling")
+	if redis0 != nil && redisRamp != nil && redis1 != nil {
+		res.Redis = &RedisCost{Subscribe: commandsPer(redis0, redisRamp, int64(len(live))),
+			Idle:             commandsPer(redisRamp, redis1, max(1, int64(time.Since(settleStart).Seconds()))),
 			UsedMemoryBefore: redis0.usedMemory, UsedMemoryAfter: redis1.usedMemory,
 			MemPerChannelBytes: float64(redis1.usedMemory-redis0.usedMemory) / float64(len(live))}
 	}

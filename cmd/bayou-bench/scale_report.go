@@ -63,6 +63,7 @@ type RedisCost struct {
 	Subscribe          *redisDelta `json:"per_subscribe"`
 	Publish            *redisDelta `json:"per_publish"`
 	Resubscribe        *redisDelta `json:"per_resubscribe,omitempty"`
+	Idle               *redisDelta `json:"idle_per_s"` // while the clients sit idle after the ramp
 	UsedMemoryBefore   int64       `json:"used_memory_before"`
 	UsedMemoryAfter    int64       `json:"used_memory_after"`
 	MemPerChannelBytes float64     `json:"memory_per_channel_bytes"`
@@ -137,10 +138,16 @@ func printScaleText(w io.Writer, r *ScaleResult) {
 			rd.Expected, rd.Received, rd.Lost, rd.Duplicated, fmtLatency(rd.LatencyUS))
 	}
 	if rc := r.Redis; rc != nil {
-		fmt.Fprintf(w, "   redis: %.2f commands per subscribe (%s)\n", rc.Subscribe.PerOp, fmtByCmd(rc.Subscribe.ByCmd))
-		fmt.Fprintf(w, "   redis: %.2f commands per publish (%s)\n", rc.Publish.PerOp, fmtByCmd(rc.Publish.ByCmd))
-		if rc.Resubscribe != nil {
-			fmt.Fprintf(w, "   redis: %.2f commands per re-subscribe after the restart (%s)\n", rc.Resubscribe.PerOp, fmtByCmd(rc.Resubscribe.ByCmd))
+		for _, d := range []struct {
+			what string
+			d    *redisDelta
+		}{{"subscribe (handshake to subscribed)", rc.Subscribe}, {"second while idle", rc.Idle},
+			{"publish", rc.Publish}, {"re-subscribe after the restart", rc.Resubscribe}} {
+			if d.d == nil {
+				continue
+			}
+			fmt.Fprintf(w, "   redis per %s: %.2f commands (%s); %.1f µs of Redis time (%s)\n",
+				d.what, d.d.PerOp, fmtByCmd(d.d.ByCmd), d.d.USPerOp, fmtByCmd(d.d.USByCmd))
 		}
 		fmt.Fprintf(w, "   redis: used_memory %d -> %d bytes: %.0f bytes per channel\n", rc.UsedMemoryBefore, rc.UsedMemoryAfter, rc.MemPerChannelBytes)
 	}

@@ -174,15 +174,20 @@ func (b *breaker) breakAll() {
 }
 
 func TestParseRedisInfo(t *testing.T) {
-	st := &redisStats{calls: map[string]int64{}}
+	st := newRedisStats()
 	parseRedisInfo("# Commandstats\r\ncmdstat_publish:calls=30,usec=10,usec_per_call=0.33\r\n"+
 		"cmdstat_info:calls=4,usec=1\r\ncmdstat_subscribe:calls=12,usec=3\r\n# Memory\r\nused_memory:123456\r\nused_memory_human:120K\r\n", st)
 	if st.calls["publish"] != 30 || st.calls["subscribe"] != 12 || st.usedMemory != 123456 {
 		t.Fatalf("%+v", st)
 	}
-	later := &redisStats{calls: map[string]int64{"publish": 60, "subscribe": 12, "info": 9, "hset": 5}}
+	if st.usec["publish"] != 10 || st.usec["subscribe"] != 3 {
+		t.Fatalf("%+v", st)
+	}
+	later := &redisStats{calls: map[string]int64{"publish": 60, "subscribe": 12, "info": 9, "hset": 5},
+		usec: map[string]int64{"publish": 30, "subscribe": 3, "info": 50, "hset": 100}}
 	d := commandsPer(st, later, 10)
-	if d.PerOp != 3.5 || d.ByCmd["publish"] != 3 || d.ByCmd["hset"] != 0.5 || d.ByCmd["info"] != 0 {
+	if d.PerOp != 3.5 || d.ByCmd["publish"] != 3 || d.ByCmd["hset"] != 0.5 || d.ByCmd["info"] != 0 ||
+		d.USPerOp != 12 || d.USByCmd["hset"] != 10 || d.USByCmd["publish"] != 2 || d.USByCmd["info"] != 0 {
 		t.Fatalf("%+v", d)
 	}
 }
