@@ -77,13 +77,15 @@ func runSoakMode(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if cfg.meta.Label == "" {
 		cfg.meta.Label = "soak"
 	}
-	need := uint64(2*cfg.clients + 4*cfg.concurrency + 256)
+	// A socket per client, some spare for the joins under way and the
+	// handshakes' pooled connections.
+	need := uint64(cfg.clients + cfg.clients/10 + 2*cfg.concurrency + 256)
 	lim, ok, restore := raiseFileLimitTo(need)
 	defer restore()
 	r := runSoak(ctx, cfg, stderr)
 	r.FileLimit = lim
 	if !ok {
-		r.Errors["open-file limit too low"] = 1
+		r.Errors[fmt.Sprintf("open-file limit too low: %d, this run needs about %d", lim, need)] = 1
 	}
 	printSoakText(stdout, r)
 	printSoakJSON(stdout, r)
