@@ -216,7 +216,7 @@ func (r *soakRun) join(ctx context.Context) {
 	r.pool.add(c)
 }
 
-var disconnectFmt = `[{"channel":"/meta/disconnect","clientId":%q,"id":"d"}]`
+const disconnectFmt = `[{"channel":"/meta/disconnect","clientId":%q,"id":"d"}]`
 
 // leave ends a client: cleanly (a /meta/disconnect, then a close) or not
 // (the socket or the long-poll just closed).
