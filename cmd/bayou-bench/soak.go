@@ -413,12 +413,16 @@ func runSoak(ctx context.Context, cfg *soakConfig, progress io.Writer) *SoakResu
 	// Drain: the steady clients (those never told to leave) get every
 	// message owed to them, or 10 s pass.
 	steady := r.pool.snapshot()
-	drainEnd := time.Now().Add(10 * time.Second)
-	for time.Now().Before(drainEnd) && ctx.Err() == nil && r.owed(steady) > 0 {
+	drainStart := time.Now()
+	for time.Since(drainStart) < 10*time.Second && ctx.Err() == nil && r.owed(steady) > 0 {
 		time.Sleep(50 * time.Millisecond)
 	}
+	res.DrainS = time.Since(drainStart).Seconds()
 	res.Steady = len(steady)
 	res.Lost = r.owed(steady)
+	if res.Lost > 0 {
+		r.explainLost(steady, t0)
+	}
 	r.sh.stopping.Store(true)
 	for _, c := range steady {
 		c.cancel()
@@ -463,6 +467,30 @@ func (r *soakRun) owed(cs []*soakClient) int64 {
 		owed += max(0, c.s.expect.Load()-c.personalGot.Load()) + max(0, shared-c.sharedGot.Load())
 	}
 	return owed
+}
+
+// explainLost records, per kind of client and of message, what the
+// steady clients miss, with an example of each.
+func (r *soakRun) explainLost(cs []*soakClient, t0 time.Time) {
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	for _, c := range cs {
+		log := r.sharedLog[c.shared]
+		first := sort.Search(len(log), func(i int) bool { return log[i] > c.joined })
+		kind := "WebSocket"
+		if c.s.lp {
+			kind = "long-polling"
+		}
+		at := time.Duration(c.joined - t0.UnixNano()).Round(time.Millisecond)
+		if n := c.s.expect.Load() - c.personalGot.Load(); n > 0 {
+			r.sh.ev.addN("steady "+kind+" clients missing personal messages", fmt.Sprintf("client %d (%s, joined at %s): %d of %d",
+				c.s.idx, c.s.clientID, at, n, c.s.expect.Load()), n)
+		}
+		if n := int64(len(log)-first) - c.sharedGot.Load(); n > 0 {
+			r.sh.ev.addN("steady "+kind+" clients missing shared messages", fmt.Sprintf("client %d (%s, joined at %s) on /soak/shared/%d: %d of %d",
+				c.s.idx, c.s.clientID, at, c.shared, n, len(log)-first), n)
+		}
+	}
 }
 
 // waitGroup waits for wg, at most d.

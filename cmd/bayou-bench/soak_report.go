@@ -31,17 +31,18 @@ type SoakResult struct {
 	FileLimit uint64  `json:"file_limit"`
 	RampS     float64 `json:"ramp_s"`
 
-	Joined        int64 `json:"joined"`
-	Left          int64 `json:"left"`
-	JoinFailed    int64 `json:"join_failed"`
-	Dropped       int64 `json:"dropped"` // sockets that broke without the tool closing them
-	Published     int64 `json:"published"`
-	PublishFailed int64 `json:"publish_failed"`
-	Steady        int   `json:"steady_clients"` // connected at the end, never told to leave
-	Received      int64 `json:"steady_received"`
-	Lost          int64 `json:"steady_lost"`
-	Duplicated    int64 `json:"steady_duplicated"`
-	OutOfOrder    int64 `json:"steady_out_of_order"`
+	Joined        int64   `json:"joined"`
+	Left          int64   `json:"left"`
+	JoinFailed    int64   `json:"join_failed"`
+	Dropped       int64   `json:"dropped"` // sockets that broke without the tool closing them
+	Published     int64   `json:"published"`
+	PublishFailed int64   `json:"publish_failed"`
+	Steady        int     `json:"steady_clients"` // connected at the end, never told to leave
+	DrainS        float64 `json:"drain_s"`        // waiting for what the steady clients were owed (at most 10 s)
+	Received      int64   `json:"steady_received"`
+	Lost          int64   `json:"steady_lost"`
+	Duplicated    int64   `json:"steady_duplicated"`
+	OutOfOrder    int64   `json:"steady_out_of_order"`
 
 	Samples  []SoakSample `json:"samples"`
 	Verdicts []Flatness   `json:"flatness"`
@@ -183,7 +184,7 @@ func printSoakText(w io.Writer, r *SoakResult) {
 	}
 	fmt.Fprintf(bw, "   clients joined %d, left %d (join failures %d, dropped by the server %d); published %d (failed %d)\n",
 		r.Joined, r.Left, r.JoinFailed, r.Dropped, r.Published, r.PublishFailed)
-	fmt.Fprintf(bw, "   %d steady clients (connected throughout their lifetime, to the end): received %d, LOST %d, duplicated %d, out of order %d\n",
-		r.Steady, r.Received, r.Lost, r.Duplicated, r.OutOfOrder)
+	fmt.Fprintf(bw, "   %d steady clients (connected throughout their lifetime, to the end): received %d, LOST %d, duplicated %d, out of order %d (after %.1fs of drain)\n",
+		r.Steady, r.Received, r.Lost, r.Duplicated, r.OutOfOrder, r.DrainS)
 	printErrors(bw, r.Errors, r.ErrorSamples)
 }
