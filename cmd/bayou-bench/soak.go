@@ -162,6 +162,7 @@ func (p *soakPool) snapshot() []*soakClient {
 
 // soakRun is the state of a soak run.
 type soakRun struct {
+	life   context.Context // the clients' lifetime: the whole run, past the churn
 	cfg    *soakConfig
 	t      *target
 	sh     *shared
@@ -179,7 +180,8 @@ type soakRun struct {
 	wg sync.WaitGroup // readers, joins and leaves
 }
 
-// join sets up one new client and adds it to the pool.
+// join sets up one new client (its set-up bounded by ctx, its life by
+// r.life) and adds it to the pool.
 func (r *soakRun) join(ctx context.Context) {
 	i := int(r.next.Add(1) - 1)
 	k := i % r.cfg.sharedChannels
@@ -201,7 +203,7 @@ func (r *soakRun) join(ctx context.Context) {
 		return
 	}
 	c.joined = time.Now().UnixNano()
-	cctx, cancel := context.WithCancel(ctx)
+	cctx, cancel := context.WithCancel(r.life) // not ctx: a client outlives the churn that brought it
 	c.cancel = cancel
 	r.wg.Add(1)
 	go func() {
@@ -358,9 +360,9 @@ func runSoak(ctx context.Context, cfg *soakConfig, progress io.Writer) *SoakResu
 		res.Fatal = err.Error()
 		return res
 	}
-	r := &soakRun{cfg: cfg, t: t, sh: &shared{ev: newEvents()}, sharedLog: make([][]int64, cfg.sharedChannels)}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	r := &soakRun{life: ctx, cfg: cfg, t: t, sh: &shared{ev: newEvents()}, sharedLog: make([][]int64, cfg.sharedChannels)}
 	sampler := newSoakSampler(cfg)
 
 	fmt.Fprintf(progress, "soak: ramping up %d clients (%.0f%% long-polling)\n", cfg.clients, 100*cfg.lpFrac)

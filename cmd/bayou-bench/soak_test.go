@@ -82,3 +82,80 @@ func TestGoroutineTotal(t *testing.T) {
 		}
 	}
 }
+
+// TestSoakOwed checks the accounting of what steady clients are owed: the
+// personal publishes acknowledged for them, and the shared ones sent after
+// they joined, less what they received.
+func TestSoakOwed(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	r := &soakRun{sh: &shared{ev: newEvents()}, sharedLog: [][]int64{
+		{t0.UnixNano() + 1, t0.UnixNano() + 5, t0.UnixNano() + 9},
+		{t0.UnixNano() + 2},
+	}}
+	mk := func(lp bool, shared int, joined, expect, personalGot, sharedGot int64) *soakClient {
+		c := &soakClient{s: &subscriber{lp: lp}, shared: shared, joined: t0.UnixNano() + joined}
+		c.s.expect.Store(expect)
+		c.personalGot.Store(personalGot)
+		c.sharedGot.Store(sharedGot)
+		return c
+	}
+	for _, tc := range []struct {
+		name  string
+		c     *soakClient
+		owed  int64
+		event string
+	}{
+		{"all received", mk(false, 0, 0, 4, 4, 3), 0, ""},
+		{"joined after two of the shared publishes", mk(false, 0, 6, 0, 0, 1), 0, ""},
+		{"a shared one missing", mk(false, 0, 4, 2, 2, 1), 1, "steady WebSocket clients missing shared messages"},
+		{"personal ones missing", mk(true, 1, 0, 5, 2, 1), 3, "steady long-polling clients missing personal messages"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r.sh.ev = newEvents()
+			if got := r.owed([]*soakClient{tc.c}); got != tc.owed {
+				t.Fatalf("owed %d, want %d", got, tc.owed)
+			}
+			r.explainLost([]*soakClient{tc.c}, t0)
+			counts, _ := r.sh.ev.snapshot()
+			if tc.event == "" && len(counts) != 0 || tc.event != "" && (len(counts) != 1 || counts[tc.event] != tc.owed) {
+				t.Fatalf("events %v", counts)
+			}
+		})
+	}
+}
+
+// TestSoakClientOutlivesChurn: a client that joined through the churn
+// keeps receiving once the churn and the publishes stop (the steady
+// clients are owed what was published before).
+func TestSoakClientOutlivesChurn(t *testing.T) {
+	url, apiURL, _ := bayouWithAPI(t)
+	tg, err := newTarget(url, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg := &soakConfig{url: url, apiURL: apiURL, sharedChannels: 1, lpFrac: 1}
+	r := &soakRun{cfg: cfg, t: tg, sh: &shared{ev: newEvents()}, sharedLog: make([][]int64, 1), life: ctx}
+	runCtx, stopRun := context.WithCancel(ctx)
+	r.join(runCtx)
+	stopRun()
+	cs := r.pool.snapshot()
+	if len(cs) != 1 || !cs[0].s.lp {
+		t.Fatalf("clients %v", cs)
+	}
+	c := cs[0]
+	body := appendPublish(nil, benchMsg{channel: c.s.channel, seq: 1, sent: time.Now().UnixNano(), pub: 1, measured: true})
+	if _, err := postJSON(ctx, http.DefaultClient, apiURL+"publish", body, nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); c.personalGot.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the client stopped polling when the churn stopped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.sh.stopping.Store(true)
+	c.cancel()
+	waitGroup(&r.wg, 5*time.Second)
+}
