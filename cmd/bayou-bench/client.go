@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,8 +122,17 @@ func connectFrame(clientID, connType string) []byte {
 	return fmt.Appendf(nil, `[{"channel":"/meta/connect","clientId":%q,"connectionType":%q,"id":"c"}]`, clientID, connType)
 }
 
-func subscribeFrame(clientID, channel string) []byte {
-	return fmt.Appendf(nil, `[{"channel":"/meta/subscribe","clientId":%q,"subscription":%q,"id":"s"}]`, clientID, channel)
+// subscribeFrame subscribes to every channel, one message each, in one
+// frame.
+func subscribeFrame(clientID string, channels ...string) []byte {
+	b := []byte{'['}
+	for i, ch := range channels {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, `{"channel":"/meta/subscribe","clientId":%q,"subscription":%q,"id":"s%d"}`, clientID, ch, i)
+	}
+	return append(b, ']')
 }
 
 // events counts errors and notable events by kind, keeping a few samples.
@@ -138,9 +146,12 @@ func newEvents() *events {
 	return &events{counts: map[string]int64{}, samples: map[string]string{}}
 }
 
-func (e *events) add(kind, detail string) {
+func (e *events) add(kind, detail string) { e.addN(kind, detail, 1) }
+
+// addN counts n events of a kind.
+func (e *events) addN(kind, detail string, n int64) {
 	e.mu.Lock()
-	e.counts[kind]++
+	e.counts[kind] += n
 	if _, ok := e.samples[kind]; !ok && detail != "" {
 		if len(detail) > 300 {
 			detail = detail[:300]
@@ -220,6 +231,7 @@ func (sh *shared) waitCh() <-chan struct{} {
 type subscriber struct {
 	idx      int
 	channel  string
+	also     []string // more channels, subscribed to in the same frame
 	clientID string
 	lp       bool
 	sh       *shared
@@ -237,7 +249,15 @@ type subscriber struct {
 	why      string
 	done     chan struct{}
 	personal bool
+	leaving  atomic.Bool // it is being closed on purpose: errors are expected
+	// onDelivery, when set, also sees every first arrival of one of our
+	// messages (on the reader's goroutine).
+	onDelivery func(f *msgFields, now int64)
 }
+
+// quiet reports whether socket errors are expected now: the run is over
+// or the subscriber is leaving.
+func (s *subscriber) quiet() bool { return s.sh.stopping.Load() || s.leaving.Load() }
 
 // subscribe handshakes, subscribes and connects. It returns once the
 // server has acknowledged the subscription; the reader runs afterwards.
@@ -248,11 +268,11 @@ func (s *subscriber) subscribe(ctx context.Context) error {
 	}
 	s.clientID = id
 	if s.lp {
-		body, err := s.t.post(ctx, subscribeFrame(id, s.channel), nil)
+		body, err := s.t.post(ctx, subscribeFrame(id, s.channels()...), nil)
 		if err != nil {
 			return fmt.Errorf("subscribe: %w", err)
 		}
-		if err := checkSubscribed(body); err != nil {
+		if err := checkSubscribed(body, len(s.channels())); err != nil {
 			return err
 		}
 		s.connect = connectFrame(id, "long-polling")
@@ -268,12 +288,13 @@ func (s *subscriber) subscribe(ctx context.Context) error {
 		conn.Close()
 		return fmt.Errorf("send connect: %w", err)
 	}
-	if err := conn.WriteMessage(websocket.TextMessage, subscribeFrame(id, s.channel)); err != nil {
+	if err := conn.WriteMessage(websocket.TextMessage, subscribeFrame(id, s.channels()...)); err != nil {
 		conn.Close()
 		return fmt.Errorf("send subscribe: %w", err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	defer conn.SetReadDeadline(time.Time{})
+	confirmed := 0
 	for {
 		_, data, err := conn.ReadMessage()
 		if err != nil {
@@ -290,7 +311,9 @@ func (s *subscriber) subscribe(ctx context.Context) error {
 					conn.Close()
 					return fmt.Errorf("subscribe refused: %s", f.errText)
 				}
-				return nil
+				if confirmed++; confirmed == len(s.channels()) {
+					return nil
+				}
 			case "/meta/connect":
 				if f.successful != 1 {
 					conn.Close()
@@ -309,19 +332,30 @@ func (s *subscriber) subscribe(ctx context.Context) error {
 	}
 }
 
-func checkSubscribed(body []byte) error {
+// checkSubscribed checks that body holds n successful subscribe replies.
+func checkSubscribed(body []byte, n int) error {
 	var it frameIter
 	var f msgFields
 	it.reset(body)
+	got := 0
 	for it.next(&f) {
 		if string(f.channel) == "/meta/subscribe" {
 			if f.successful != 1 {
 				return fmt.Errorf("subscribe refused: %s", f.errText)
 			}
-			return nil
+			got++
 		}
 	}
-	return fmt.Errorf("no subscribe reply in %.200s", body)
+	if got != n {
+		return fmt.Errorf("%d subscribe replies of %d in %.200s", got, n, body)
+	}
+	return nil
+}
+
+// channels returns the channels the subscriber subscribes to: also, then
+// channel.
+func (s *subscriber) channels() []string {
+	return append(append([]string(nil), s.also...), s.channel)
 }
 
 // die marks the subscriber lost (once) and stops counting it as owed
@@ -332,7 +366,7 @@ func (s *subscriber) die(kind, detail string) {
 	}
 	s.dead, s.why = true, kind
 	s.gone.Store(true)
-	if s.sh.stopping.Load() {
+	if s.quiet() {
 		return
 	}
 	s.sh.ev.add(kind, fmt.Sprintf("subscriber %d (%s): %s", s.idx, s.clientID, detail))
@@ -380,7 +414,9 @@ func (s *subscriber) handleFrame(buf []byte, it *frameIter, f *msgFields) {
 		if f.successful >= 0 {
 			continue // a publish reply: not ours
 		}
-		st.delivery(f, now)
+		if st.delivery(f, now) && s.onDelivery != nil {
+			s.onDelivery(f, now)
+		}
 	}
 	if it.err != nil {
 		s.sh.ev.add("malformed frame", fmt.Sprintf("%.200s", buf))
@@ -400,7 +436,7 @@ func (s *subscriber) readWS() {
 	for {
 		_, r, err := s.conn.NextReader()
 		if err != nil {
-			if !s.sh.stopping.Load() {
+			if !s.quiet() {
 				kind := "subscriber socket closed by the server"
 				var ce *websocket.CloseError
 				if errors.As(err, &ce) {
@@ -412,7 +448,7 @@ func (s *subscriber) readWS() {
 		}
 		buf, err = readInto(r, buf[:0])
 		if err != nil {
-			if !s.sh.stopping.Load() {
+			if !s.quiet() {
 				s.die("subscriber read failed", err.Error())
 			}
 			return
@@ -431,7 +467,7 @@ func (s *subscriber) pollLP(ctx context.Context) {
 		var err error
 		buf, err = s.t.post(ctx, s.connect, buf)
 		if err != nil {
-			if ctx.Err() == nil && !s.sh.stopping.Load() {
+			if ctx.Err() == nil && !s.quiet() {
 				s.die("long-poll request failed", err.Error())
 			}
 			return
@@ -673,49 +709,8 @@ func (p *publisher) run(ctx context.Context, start time.Time, t0, t1 int64) {
 			tgt = int(p.next() % uint64(len(p.subs)))
 			ch = p.subs[tgt].channel
 		}
-		buf = buf[:0]
-		if !p.http {
-			buf = append(buf, '[')
-		}
-		buf = append(buf, `{"channel":"`...)
-		buf = append(buf, ch...)
-		buf = append(buf, `","data":{"s":`...)
-		buf = strconv.AppendInt(buf, seq, 10)
-		buf = append(buf, `,"t":`...)
-		buf = strconv.AppendInt(buf, now, 10)
-		buf = append(buf, `,"p":`...)
-		buf = strconv.AppendInt(buf, int64(p.idx), 10)
-		buf = append(buf, `,"m":`...)
-		if m {
-			buf = append(buf, '1')
-		} else {
-			buf = append(buf, '0')
-		}
-		if p.cfg.payload > 0 {
-			buf = append(buf, `,"x":"`...)
-			buf = append(buf, pad...)
-			buf = append(buf, '"')
-		}
-		buf = append(buf, '}')
-		if !p.http {
-			buf = append(buf, `,"clientId":"`...)
-			buf = append(buf, p.clientID...)
-			buf = append(buf, `","id":"`...)
-			buf = strconv.AppendInt(buf, seq, 10)
-			buf = append(buf, '-')
-			if m {
-				buf = append(buf, '1')
-			} else {
-				buf = append(buf, '0')
-			}
-			buf = append(buf, '-')
-			buf = strconv.AppendInt(buf, int64(tgt), 10)
-			buf = append(buf, '"')
-		}
-		buf = append(buf, '}')
-		if !p.http {
-			buf = append(buf, ']')
-		}
+		buf = appendPublish(buf[:0], benchMsg{channel: ch, seq: seq, sent: now, pub: p.idx, measured: m, pad: pad,
+			clientID: p.clientID, target: tgt, wrap: !p.http})
 
 		// Flow control bookkeeping before the send: the deliveries may
 		// arrive before the call returns.

@@ -5,6 +5,8 @@
 //	bayou-bench fanout   --url http://127.0.0.1:8000/bayeux --subs 1000 [--lp 0.2] [--rate 0]
 //	bayou-bench personal --url ... --subs 2000
 //	bayou-bench idle     --url ... --clients 10000 --server-pid PID
+//	bayou-bench scale    --url ... --clients 100000 --api-url http://127.0.0.1:8001/ --server-pid PID
+//	bayou-bench soak     --url ... --api-url ... --pprof-url ... --clients 10000 --duration 10m
 //	bayou-bench yardstick --addr 127.0.0.1:0      # raw broadcast server: the machine's limit
 //	bayou-bench serve    --addr 127.0.0.1:0 --pprof 127.0.0.1:6060   # Bayou in-process, with pprof
 //	bayou-bench report   results.jsonl             # comparison table and targets
@@ -46,6 +48,10 @@ modes:
   fanout      S subscribers on one channel, P publishers, for D seconds after a warm-up
   personal    S subscribers each on its own channel, publishes spread at random
   idle        ramp to N subscribed idle WebSocket clients; handshakes/s and server RSS per client
+  scale       N WebSocket clients each on its own channel, one publish to each (API batch or WS); RSS per
+              client, time until all have it; with a cluster: Redis commands per op, a node's restart
+  soak        C clients (WebSocket and long-polling) with churn and publishes for a duration; RSS,
+              goroutines, sessions and channels sampled, a flatness verdict, lost for steady clients
   yardstick   a minimal raw broadcast server (the machine's ceiling) for the same load
   serve       Bayou in-process with net/http/pprof on another port (for CPU profiles)
   report      read JSON result lines and print the comparison table with targets
@@ -64,6 +70,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, err
 		return runLoadMode(ctx, mode, args, stdout, stderr)
 	case "idle":
 		return runIdleMode(ctx, args, stdout, stderr)
+	case "scale":
+		return runScaleMode(ctx, args, stdout, stderr)
+	case "scale-worker": // started by scale --procs
+		return runScaleWorker(ctx, args, os.Stdin, stdout, stderr)
+	case "soak":
+		return runSoakMode(ctx, args, stdout, stderr)
 	case "yardstick":
 		fs := flag.NewFlagSet("yardstick", flag.ContinueOnError)
 		fs.SetOutput(stderr)

@@ -182,17 +182,18 @@ func newRecvStats(publishers int) *recvStats {
 	return &recvStats{tracks: make([]seqTrack, publishers)}
 }
 
-// delivery accounts for one delivered benchmark message received at now.
-func (r *recvStats) delivery(f *msgFields, now int64) {
+// delivery accounts for one delivered benchmark message received at now;
+// it reports whether it was one of ours seen for the first time.
+func (r *recvStats) delivery(f *msgFields, now int64) bool {
 	r.msgs++
 	if !f.hasData || f.pub < 0 || f.pub >= int64(len(r.tracks)) || f.seq < 1 {
 		r.foreign++
-		return
+		return false
 	}
 	switch r.tracks[f.pub].observe(uint64(f.seq)) {
 	case seqDuplicate:
 		r.duplicates++
-		return
+		return false
 	case seqLate:
 		r.late++
 	}
@@ -203,6 +204,7 @@ func (r *recvStats) delivery(f *msgFields, now int64) {
 		}
 		r.hist.record(time.Duration(now - f.sent))
 	}
+	return true
 }
 
 // totals is the sum of every subscriber's recvStats.
