@@ -13,54 +13,73 @@ import (
 // sessions; the other fields are patterns, which all begin with "/".
 const sessionsField = "_sessions"
 
-// counts keeps the node's last count report, to re-record it after Redis
-// lost its data.
+// counts keeps the node's last count report as written, so that the next
+// report writes only what changed, and so that the whole report can be
+// written again after Redis lost its data.
 type counts struct {
 	mu sync.Mutex
-	// last is the field/value list of the last report, nil before any.
-	last []string
+	// written is the report last written (sessionsField and patterns);
+	// nil before the first and after a failure: then the next report is
+	// written whole.
+	written map[string]int
 }
 
-// ReportCounts replaces this node's count report, the hash
-// <ns>:counts:<NodeID> ("_sessions" and one field per pattern), atomically
-// (MULTI: DEL, HSET, PEXPIRE NodeTTL, EXEC) in one round trip. The server
-// calls it about every second; a node that stops reporting drops out of
-// Counts after NodeTTL at most (at once when it closes).
+// ReportCounts records this node's count report, the hash
+// <ns>:counts:<NodeID> ("_sessions" and one field per pattern), and
+// extends its life to NodeTTL. The server calls it about every second; a
+// node that stops reporting drops out of Counts after NodeTTL at most (at
+// once when it closes). The first report is written whole (MULTI: DEL,
+// HSET, PEXPIRE, EXEC); later ones write only the fields that changed
+// (HSET, HDEL) and the PEXPIRE, in one round trip, so that a node with
+// many channels does not rewrite them all every second.
 func (e *Engine) ReportCounts(ctx context.Context, sessions int, subscribers map[string]int) error {
 	if err := e.open(); err != nil {
 		return err
 	}
-	fields := make([]string, 0, 2+2*len(subscribers))
-	fields = append(fields, sessionsField, strconv.Itoa(sessions))
+	report := make(map[string]int, 1+len(subscribers))
 	for pattern, n := range subscribers {
-		fields = append(fields, pattern, strconv.Itoa(n))
+		report[pattern] = n
 	}
+	report[sessionsField] = sessions
 	e.counts.mu.Lock()
-	e.counts.last = fields
+	prev := e.counts.written
+	e.counts.written = nil // until this write succeeds
 	e.counts.mu.Unlock()
 	ctx, cancel := e.opContext(ctx)
 	defer cancel()
-	return e.writeCounts(ctx, fields)
+	var err error
+	if prev == nil {
+		err = e.writeCounts(ctx, report)
+	} else {
+		err = e.updateCounts(ctx, prev, report)
+	}
+	if err != nil {
+		return err
+	}
+	e.counts.mu.Lock()
+	e.counts.written = report
+	e.counts.mu.Unlock()
+	return nil
 }
 
-// rewriteCounts writes the last report again (after a store reset).
+// rewriteCounts writes the last report again, whole (after a store reset).
 func (e *Engine) rewriteCounts(ctx context.Context) error {
 	e.counts.mu.Lock()
-	fields := e.counts.last
+	report := e.counts.written
 	e.counts.mu.Unlock()
-	if fields == nil {
-		return nil
+	if report == nil {
+		return nil // the next report is written whole anyway
 	}
-	return e.writeCounts(ctx, fields)
+	return e.writeCounts(ctx, report)
 }
 
-// writeCounts replaces the node's report with fields (never modified).
-func (e *Engine) writeCounts(ctx context.Context, fields []string) error {
+// writeCounts replaces the node's report with report, atomically.
+func (e *Engine) writeCounts(ctx context.Context, report map[string]int) error {
 	c := e.client
 	key := e.keys.counts + e.cfg.NodeID
 	hset := c.B().Hset().Key(key).FieldValue()
-	for i := 0; i+1 < len(fields); i += 2 {
-		hset = hset.FieldValue(fields[i], fields[i+1])
+	for field, n := range report {
+		hset = hset.FieldValue(field, strconv.Itoa(n))
 	}
 	res := c.DoMulti(ctx,
 		c.B().Multi().Build(),
@@ -73,6 +92,54 @@ func (e *Engine) writeCounts(ctx context.Context, fields []string) error {
 		if err := r.Error(); err != nil {
 			return fmt.Errorf("redis: report counts: %w", err)
 		}
+	}
+	return nil
+}
+
+// updateCounts writes what changed from prev (as written) to report, and
+// extends the report's life.
+func (e *Engine) updateCounts(ctx context.Context, prev, report map[string]int) error {
+	c := e.client
+	key := e.keys.counts + e.cfg.NodeID
+	var changed []string // field, value, ...
+	for field, n := range report {
+		if old, ok := prev[field]; !ok || old != n {
+			changed = append(changed, field, strconv.Itoa(n))
+		}
+	}
+	var gone []string
+	for field := range prev {
+		if _, ok := report[field]; !ok {
+			gone = append(gone, field)
+		}
+	}
+	// The first PEXPIRE tells whether the hash is still there (0: it
+	// expired, or Redis lost it; then the report is written whole); the
+	// last one gives whatever HSET made a lifetime.
+	pexpire := c.B().Pexpire().Key(key).Milliseconds(e.cfg.NodeTTL.Milliseconds()).Build()
+	cmds := make(rueidis.Commands, 0, 4)
+	cmds = append(cmds, pexpire)
+	if len(changed) > 0 {
+		hset := c.B().Hset().Key(key).FieldValue()
+		for i := 0; i+1 < len(changed); i += 2 {
+			hset = hset.FieldValue(changed[i], changed[i+1])
+		}
+		cmds = append(cmds, hset.Build())
+	}
+	if len(gone) > 0 {
+		cmds = append(cmds, c.B().Hdel().Key(key).Field(gone...).Build())
+	}
+	if len(cmds) > 1 {
+		cmds = append(cmds, c.B().Pexpire().Key(key).Milliseconds(e.cfg.NodeTTL.Milliseconds()).Build())
+	}
+	res := c.DoMulti(ctx, cmds...)
+	for _, r := range res {
+		if err := r.Error(); err != nil {
+			return fmt.Errorf("redis: report counts: %w", err)
+		}
+	}
+	if n, _ := res[0].AsInt64(); n == 0 {
+		return e.writeCounts(ctx, report)
 	}
 	return nil
 }
