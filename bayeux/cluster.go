@@ -415,14 +415,7 @@ func (s *Server) clusterLoop() {
 			return
 		case <-t.C:
 		}
-		now := time.Now().UnixNano()
-		s.sessions.each(func(sess *Session) {
-			if now-sess.claimed.Load() > int64(ttl/3) {
-				if err := s.cluster.ClaimSession(s.ctx, sess.id, ttl); err == nil {
-					sess.claimed.Store(now)
-				}
-			}
-		})
+		s.renewClaims(ttl)
 		subs := map[string]int{}
 		s.index.Patterns(func(p string, n int) bool { subs[p] = n; return true })
 		if err := s.cluster.ReportCounts(s.ctx, s.Sessions(), subs); err != nil {
@@ -434,6 +427,39 @@ func (s *Server) clusterLoop() {
 				s.watchOwners()
 			})
 		}
+	}
+}
+
+// renewClaims extends the claims of this node's sessions that are a third
+// of ttl old: in batches when the cluster can (a BatchClaimer), else one by
+// one.
+func (s *Server) renewClaims(ttl time.Duration) {
+	now := time.Now().UnixNano()
+	var due []*Session
+	s.sessions.each(func(sess *Session) {
+		if now-sess.claimed.Load() > int64(ttl/3) {
+			due = append(due, sess)
+		}
+	})
+	bc, batch := s.cluster.Cluster.(BatchClaimer)
+	if !batch {
+		for _, sess := range due {
+			if err := s.cluster.ClaimSession(s.ctx, sess.id, ttl); err == nil {
+				sess.claimed.Store(now)
+			}
+		}
+		return
+	}
+	ids := make([]string, len(due))
+	for i, sess := range due {
+		ids[i] = sess.id
+	}
+	if err := bc.ClaimSessions(s.ctx, ids, ttl); err != nil {
+		s.log.Debug("cluster: renewing session claims", "sessions", len(ids), "err", err)
+		return
+	}
+	for _, sess := range due {
+		sess.claimed.Store(now)
 	}
 }
 

@@ -177,6 +177,15 @@ type Cluster interface {
 	Counts(ctx context.Context) (sessions int, subscribers map[string]int, err error)
 }
 
+// A BatchClaimer is a Cluster that extends many session claims in one
+// call: the server renews its sessions' claims with it when the engine is
+// one, instead of calling ClaimSession for each.
+type BatchClaimer interface {
+	// ClaimSessions extends this node's claims on sessions ids (made by
+	// ClaimSession) for ttl.
+	ClaimSessions(ctx context.Context, ids []string, ttl time.Duration) error
+}
+
 // A NodeLister is a Cluster that can list its live nodes. Server.SessionsOf
 // needs it to ask every node for its sessions.
 type NodeLister interface {

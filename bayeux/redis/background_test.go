@@ -1,10 +1,14 @@
 package redis
 
+// The background work of a node in Redis: its count reports and the
+// renewal of its session claims.
+
 import (
 	"context"
 	"fmt"
 	"maps"
 	"testing"
+	"time"
 )
 
 // TestCountReportsWriteWhatChanged: a node with 1,000 patterns writes its
@@ -63,5 +67,42 @@ func TestCountReportsWriteWhatChanged(t *testing.T) {
 	}
 	if d := report("lost", 999, subs); d["exec"] != 1 {
 		t.Errorf("report after the hash was lost: %v, want it written whole", d)
+	}
+}
+
+// TestClaimSessions extends claims in one call; a session released before
+// is not claimed again.
+func TestClaimSessions(t *testing.T) {
+	srv := startRedis(t)
+	ctx := context.Background()
+	n := newNode(t, srv, "k1")
+	raw := srv.raw()
+	ids := []string{"s1", "s2", "s3"}
+	for _, id := range ids {
+		if err := n.ClaimSession(ctx, id, time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.ReleaseSession(ctx, "s3"); err != nil {
+		t.Fatal(err)
+	}
+	before := commandCalls(t, raw)["set"]
+	if err := n.ClaimSessions(ctx, ids, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if sets := commandCalls(t, raw)["set"] - before; sets != 2 {
+		t.Errorf("%d SETs, want 2 (s3 was released)", sets)
+	}
+	for _, tt := range []struct {
+		id     string
+		minTTL time.Duration // 0: no key
+	}{{"s1", 50 * time.Second}, {"s2", 50 * time.Second}, {"s3", 0}} {
+		ms, err := raw.Do(ctx, raw.B().Pttl().Key("bayou:sess:"+tt.id).Build()).AsInt64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := time.Duration(ms) * time.Millisecond; (tt.minTTL == 0 && ms != -2) || (tt.minTTL > 0 && got < tt.minTTL) {
+			t.Errorf("%s: PTTL %d ms, want at least %v (or no key)", tt.id, ms, tt.minTTL)
+		}
 	}
 }
