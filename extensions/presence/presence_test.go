@@ -83,6 +83,12 @@ func TestJoinLeaveAndMembers(t *testing.T) {
 	})
 	ana := ts.Connect(t, testserver.Ext("nick", "ana"))
 	ts.Subscribe(t, ana, "/chat/lobby", "")
+	// Once ana's join is recorded (and published), a new watcher's first
+	// event is the members (an earlier watcher could get the join first).
+	bayeuxtest.Eventually(t, 5*time.Second, func() bool {
+		ms, err := p.Members(context.Background(), "/chat/lobby")
+		return err == nil && len(ms) == 1
+	}, "ana recorded")
 
 	// A watcher is sent the members at once, then joins and leaves.
 	watcher := ts.Connect(t, "")
