@@ -1,15 +1,11 @@
 package main
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 // TestMetricsFlag: --metrics-addr (or BAYOU_METRICS_ADDR, or the config
@@ -43,35 +39,9 @@ func TestMetricsFlag(t *testing.T) {
 // with a key: after a handshake both listeners serve /metrics (without the
 // key) counting it, and the rest of the API still wants the key.
 func TestRunServesMetrics(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout := &bayeuxtest.Buffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--api-key", "k",
-			"--metrics-addr", "127.0.0.1:0", "--timeout", "1", "--log-level", "error"}, noEnv, stdout, io.Discard, nil)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("run did not return after its context ended")
-		}
-	})
-	urlOf := func(what string) string {
-		t.Helper()
-		re := regexp.MustCompile(`serving ` + what + ` at (http://\S+)`)
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if m := re.FindStringSubmatch(stdout.String()); m != nil {
-				return m[1]
-			}
-		}
-		t.Fatalf("no URL printed for %s: %q", what, stdout.String())
-		return ""
-	}
+	c := startCommand(t, "--addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--api-key", "k",
+		"--metrics-addr", "127.0.0.1:0", "--timeout", "1", "--log-level", "error")
+	urlOf := func(what string) string { return c.url(t, what) }
 	bayeuxURL, apiURL, metricsURL := urlOf("Bayeux"), urlOf("the HTTP API"), urlOf("metrics")
 	if !strings.HasSuffix(metricsURL, "/metrics") {
 		t.Errorf("metrics served at %s", metricsURL)

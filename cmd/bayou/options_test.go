@@ -2,17 +2,13 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"flag"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/bayou-pubsub/bayou/internal/bayeuxtest"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -90,24 +86,8 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 // and the HTTP API), makes a handshake, counts it through the API, and stops
 // the command through its context.
 func TestRunServesAndDrains(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout := &bayeuxtest.Buffer{}
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--timeout", "1", "--log-level", "error"},
-			func(string) string { return "" }, stdout, &bytes.Buffer{}, nil)
-	}()
-	urlOf := func(what string) string {
-		re := regexp.MustCompile(`serving ` + what + ` at (http://\S+)`)
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if m := re.FindStringSubmatch(stdout.String()); m != nil {
-				return m[1]
-			}
-		}
-		t.Fatalf("no URL printed for %s: %q", what, stdout.String())
-		return ""
-	}
-	url, apiURL := urlOf("Bayeux"), urlOf("the HTTP API")
+	c := startCommand(t, "--addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--timeout", "1", "--log-level", "error")
+	url, apiURL := c.url(t, "Bayeux"), c.url(t, "the HTTP API")
 	res, err := http.Post(url, "application/json", strings.NewReader(`{"channel":"/meta/handshake","version":"1.0","supportedConnectionTypes":["long-polling"]}`))
 	if err != nil {
 		t.Fatal(err)
@@ -125,13 +105,8 @@ func TestRunServesAndDrains(t *testing.T) {
 	if strings.TrimSpace(string(body)) != `{"count":1}` {
 		t.Fatalf("GET /clients: %d %s", res.StatusCode, body)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after its context ended")
+	c.stop()
+	if err := c.wait(t); err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }
