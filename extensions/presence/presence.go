@@ -229,7 +229,8 @@ func (p *Presence) Incoming(_ context.Context, m *bayeux.Message) {
 			if sess := m.Session; sess != nil && p.Tracks(ch) {
 				m.AfterReply(func() {
 					if sess.Subscribed(sub) {
-						p.queue.put(key{channel: ch, clientID: sess.ID(), snapshot: true}, op{})
+						// ch may alias the request buffer: the queue keeps a copy.
+						p.queue.put(key{channel: strings.Clone(ch), clientID: sess.ID(), snapshot: true}, op{})
 					}
 				})
 			}
