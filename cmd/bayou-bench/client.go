@@ -516,23 +516,33 @@ func (p *publisher) start(ctx context.Context) error {
 	if p.http {
 		return nil
 	}
-	id, err := p.t.handshake(ctx)
-	if err != nil {
-		return err
-	}
-	p.clientID = id
-	conn, _, err := p.t.dialer.DialContext(ctx, p.t.wsURL, nil)
-	if err != nil {
-		return fmt.Errorf("publisher websocket dial: %w", err)
-	}
-	p.conn = conn
-	p.connect = connectFrame(id, "websocket")
-	if err := conn.WriteMessage(websocket.TextMessage, p.connect); err != nil {
+	var err error
+	if p.clientID, p.conn, p.connect, err = p.t.openPublisher(ctx); err != nil {
 		return err
 	}
 	p.window = make(chan struct{}, p.cfg.window)
 	go p.readAcks()
 	return nil
+}
+
+// openPublisher starts what a publisher over WebSocket needs: a session,
+// its socket, and the connect it keeps held there (returned, to be sent
+// again when answered).
+func (t *target) openPublisher(ctx context.Context) (clientID string, conn *websocket.Conn, connect []byte, err error) {
+	id, err := t.handshake(ctx)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	conn, _, err = t.dialer.DialContext(ctx, t.wsURL, nil)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("publisher websocket dial: %w", err)
+	}
+	connect = connectFrame(id, "websocket")
+	if err := conn.WriteMessage(websocket.TextMessage, connect); err != nil {
+		conn.Close()
+		return "", nil, nil, err
+	}
+	return id, conn, connect, nil
 }
 
 // readAcks handles publish replies and re-sends held connects.

@@ -149,19 +149,8 @@ func publishWS(ctx context.Context, targets []*target, clients []*scaleClient, r
 }
 
 func (p *wsPublisher) start(ctx context.Context) error {
-	id, err := p.t.handshake(ctx)
-	if err != nil {
-		return err
-	}
-	p.clientID = id
-	conn, _, err := p.t.dialer.DialContext(ctx, p.t.wsURL, nil)
-	if err != nil {
-		return fmt.Errorf("publisher websocket dial: %w", err)
-	}
-	p.conn = conn
-	p.connect = connectFrame(id, "websocket")
-	if err := conn.WriteMessage(websocket.TextMessage, p.connect); err != nil {
-		conn.Close()
+	var err error
+	if p.clientID, p.conn, p.connect, err = p.t.openPublisher(ctx); err != nil {
 		return err
 	}
 	go p.readAcks()
