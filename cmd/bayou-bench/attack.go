@@ -338,7 +338,7 @@ func (a *attackRun) listen(ctx context.Context, res *AttackResult) (func(), erro
 	for i := range subs {
 		subs[i] = &subscriber{idx: i, channel: "/x", sh: sh, t: a.probeT, stats: newRecvStats(0), done: make(chan struct{})}
 	}
-	live := setupAll(ctx, subs, 8, sh.ev, func(s *subscriber) { go s.readWS() })
+	live := setupAll(ctx, subs, 8, sh.ev, self, func(s *subscriber) { go s.readWS() })
 	if len(live) == 0 {
 		return nil, errors.New("no WebSocket client could subscribe to /x")
 	}

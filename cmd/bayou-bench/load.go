@@ -105,14 +105,15 @@ type Result struct {
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
 
-// setupAll subscribes every subscriber with n concurrent workers; failed
-// ones are reported and left out. It returns the subscribers that made it.
-func setupAll(ctx context.Context, subs []*subscriber, n int, ev *events, start func(*subscriber)) []*subscriber {
+// setupAll subscribes the subscriber of every item (sub gives it) with n
+// concurrent workers and calls start for each that made it; failed ones
+// are reported and left out. It returns the items that made it.
+func setupAll[T any](ctx context.Context, items []T, n int, ev *events, sub func(T) *subscriber, start func(T)) []T {
 	if n < 1 {
 		n = 1
 	}
 	var next atomic.Int64
-	ok := make([]bool, len(subs))
+	ok := make([]bool, len(items))
 	var wg sync.WaitGroup
 	for w := 0; w < n; w++ {
 		wg.Add(1)
@@ -120,28 +121,30 @@ func setupAll(ctx context.Context, subs []*subscriber, n int, ev *events, start 
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(subs) || ctx.Err() != nil {
+				if i >= len(items) || ctx.Err() != nil {
 					return
 				}
-				s := subs[i]
-				if err := s.subscribe(ctx); err != nil {
+				if err := sub(items[i]).subscribe(ctx); err != nil {
 					ev.add("subscriber setup failed", err.Error())
 					continue
 				}
 				ok[i] = true
-				start(s)
+				start(items[i])
 			}
 		}()
 	}
 	wg.Wait()
-	var live []*subscriber
-	for i, s := range subs {
+	var live []T
+	for i, it := range items {
 		if ok[i] {
-			live = append(live, s)
+			live = append(live, it)
 		}
 	}
 	return live
 }
+
+// self is setupAll's sub for a slice of subscribers.
+func self(s *subscriber) *subscriber { return s }
 
 // runLoad runs the fan-out or personal-channels scenario.
 func runLoad(ctx context.Context, cfg *loadConfig) *Result {
@@ -174,7 +177,7 @@ func runLoad(ctx context.Context, cfg *loadConfig) *Result {
 			stats: newRecvStats(cfg.publishers), done: make(chan struct{})}
 	}
 	setupStart := time.Now()
-	live := setupAll(ctx, all, cfg.concurrency, sh.ev, func(s *subscriber) {
+	live := setupAll(ctx, all, cfg.concurrency, sh.ev, self, func(s *subscriber) {
 		if s.lp {
 			go s.pollLP(ctx)
 		} else {
@@ -371,7 +374,7 @@ func runIdle(ctx context.Context, cfg *idleConfig) *Result {
 			stats: newRecvStats(0), done: make(chan struct{})}
 	}
 	start := time.Now()
-	live := setupAll(ctx, all, cfg.concurrency, sh.ev, func(s *subscriber) { go s.readWS() })
+	live := setupAll(ctx, all, cfg.concurrency, sh.ev, self, func(s *subscriber) { go s.readWS() })
 	ramp := time.Since(start)
 	res.ToolCPU = (selfCPU() - c0).Seconds() / ramp.Seconds()
 	if s1, ok := procCPU(cfg.serverPID); ok && sOK {

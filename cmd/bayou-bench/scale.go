@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -326,40 +324,6 @@ func runScale(ctx context.Context, cfg *scaleConfig, progress io.Writer) *ScaleR
 		res.Fatal = "interrupted"
 	}
 	return res
-}
-
-// setupScale subscribes every client with n concurrent workers and starts
-// the ones that made it; it returns those.
-func setupScale(ctx context.Context, all []*scaleClient, n int, ev *events) []*scaleClient {
-	var next atomic.Int64
-	ok := make([]bool, len(all))
-	var wg sync.WaitGroup
-	for w := 0; w < n; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(all) || ctx.Err() != nil {
-					return
-				}
-				if err := all[i].sub.subscribe(ctx); err != nil {
-					ev.add("client setup failed", err.Error())
-					continue
-				}
-				ok[i] = true
-				go all[i].run(ctx)
-			}
-		}()
-	}
-	wg.Wait()
-	var live []*scaleClient
-	for i, c := range all {
-		if ok[i] {
-			live = append(live, c)
-		}
-	}
-	return live
 }
 
 // closeScale stops every client and waits (at most 20 s) for them.

@@ -121,7 +121,9 @@ func newLocalSet(cfg *scaleConfig, st *scaleState, first, step, srcBase, sources
 
 func (l *localSet) ramp(ctx context.Context) ([]int, time.Duration, error) {
 	c0 := selfCPU()
-	l.live = setupScale(ctx, l.all, l.conc, l.st.ev)
+	l.live = setupAll(ctx, l.all, l.conc, l.st.ev,
+		func(c *scaleClient) *subscriber { return &c.sub },
+		func(c *scaleClient) { go c.run(ctx) })
 	ids := make([]int, len(l.live))
 	for k, c := range l.live {
 		ids[k] = c.sub.idx
