@@ -30,6 +30,14 @@ type Conn struct {
 	wmu      sync.Mutex
 	timeout  time.Duration // bound of every write
 	deadline time.Time     // the write deadline set last; guarded by wmu
+
+	// The frame of WriteItemsNow and the outcome of its one write attempt,
+	// guarded by wmu; writeNow is the method value that makes it, kept to
+	// avoid allocating one per write.
+	now      []byte
+	nowN     int
+	nowErr   error
+	writeNow func(uintptr) bool
 }
 
 // readPool holds Conn read-ahead buffers.
@@ -40,6 +48,7 @@ func New(c net.Conn, writeTimeout time.Duration) *Conn {
 	f := &Conn{Conn: c, timeout: writeTimeout}
 	if sc, ok := c.(syscall.Conn); ok && canPeek {
 		f.raw, _ = sc.SyscallConn()
+		f.writeNow = f.tryWrite
 	}
 	return f
 }

@@ -50,6 +50,63 @@ func (f *Conn) WriteItems(items [][]byte) (int, error) {
 	return written, nil
 }
 
+// WriteItemsNow is WriteItems for a caller that must not wait. It writes
+// items (in one frame, so at most MaxFrameBytes of them) only when no other
+// write is under way and the connection takes bytes at once, its send
+// buffer not being full; otherwise it returns ok false, having written
+// nothing. When the connection took only part of the frame, rest is not
+// nil: the caller must run it, on a goroutine of its own, to write the
+// remainder under the write deadline; no other frame is written until it
+// returns. n counts the bytes written so far; a failed write (err) leaves
+// the connection broken, as for WriteItems.
+func (f *Conn) WriteItemsNow(items [][]byte) (n int, ok bool, rest func() (int, error), err error) {
+	size := 0
+	for _, it := range items {
+		size += len(it) + 1
+	}
+	if f.raw == nil || size > MaxFrameBytes || !f.wmu.TryLock() {
+		return 0, false, nil, nil
+	}
+	f.refreshDeadline() // the raw write fails once the deadline passed
+	bp := framePool.Get().(*[]byte)
+	frame := TextFrame(bp, items)
+	f.now = frame
+	err = f.raw.Write(f.writeNow)
+	n, werr := f.nowN, f.nowErr
+	f.now, f.nowN, f.nowErr = nil, 0, nil
+	if err == nil {
+		err = werr
+	}
+	switch {
+	case err == nil && n == len(frame):
+		ok = true
+	case err == nil && n > 0:
+		// Part of the frame went: the rest goes, as WriteItems would
+		// send it, before any other frame.
+		ok = true
+		left := frame[n:]
+		rest = func() (int, error) {
+			defer f.wmu.Unlock()
+			defer framePool.Put(bp)
+			f.refreshDeadline()
+			return f.Conn.Write(left)
+		}
+		return n, ok, rest, nil
+	case err == nil || err == errWouldBlock:
+		err = nil // nothing went: the caller writes later
+	}
+	framePool.Put(bp)
+	f.wmu.Unlock()
+	return n, ok, nil, err
+}
+
+// tryWrite is the raw write of WriteItemsNow: one attempt at f.now, which
+// never waits for the connection.
+func (f *Conn) tryWrite(fd uintptr) bool {
+	f.nowN, f.nowErr = writeOnce(fd, f.now)
+	return true
+}
+
 // Ping sends a ping frame.
 func (f *Conn) Ping() error { return f.control(opPing, nil, time.Time{}) }
 

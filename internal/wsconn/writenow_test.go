@@ -1,0 +1,192 @@
+package wsconn
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"io"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// tcpPair returns a Conn over a loopback TCP connection and the client's end.
+func tcpPair(t *testing.T, writeTimeout time.Duration) (*Conn, *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return New(server, writeTimeout), client.(*net.TCPConn)
+}
+
+// readFrames reads the server's frames from r until it fails, sending the
+// payload of each text frame to out.
+func readFrames(r io.Reader, out chan<- string) {
+	defer close(out)
+	br := bufio.NewReader(r)
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			return
+		}
+		n := uint64(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var l [2]byte
+			_, _ = io.ReadFull(br, l[:])
+			n = uint64(binary.BigEndian.Uint16(l[:]))
+		case 127:
+			var l [8]byte
+			_, _ = io.ReadFull(br, l[:])
+			n = binary.BigEndian.Uint64(l[:])
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(br, body); err != nil {
+			return
+		}
+		if h[0] == 0x80|opText {
+			out <- string(body)
+		}
+	}
+}
+
+// item is the JSON item number i, padded to about size bytes.
+func item(i, size int) []byte {
+	b := []byte(`"` + strconv.Itoa(i) + ` `)
+	b = append(b, bytes.Repeat([]byte{'x'}, max(size-len(b)-1, 0))...)
+	return append(b, '"')
+}
+
+// TestWriteItemsNowPastTheWriteDeadline: the raw write fails once the
+// connection's write deadline passed, so WriteItemsNow moves it on as
+// WriteItems does (a connection writing only this way must not time out).
+func TestWriteItemsNowPastTheWriteDeadline(t *testing.T) {
+	const timeout = 20 * time.Millisecond
+	c, client := tcpPair(t, timeout)
+	frames := make(chan string, 4)
+	go readFrames(client, frames)
+	// A reply written the usual way sets the deadline.
+	if err := writeErr(c.WriteItems([][]byte{item(0, 10)})); err != nil {
+		t.Fatal(err)
+	}
+	<-frames
+	for i := range 3 {
+		waitPastDeadline(c)
+		n, ok, rest, err := c.WriteItemsNow([][]byte{item(i, 10)})
+		if err != nil || !ok || rest != nil || n == 0 {
+			t.Fatalf("write %d: n %d ok %v rest %v err %v", i, n, ok, rest != nil, err)
+		}
+		if got, want := <-frames, "["+string(item(i, 10))+"]"; got != want {
+			t.Fatalf("frame %d: %q, want %q", i, got, want)
+		}
+	}
+}
+
+// waitPastDeadline returns once the write deadline c set last has passed.
+func waitPastDeadline(c *Conn) {
+	for {
+		c.wmu.Lock()
+		d := c.deadline
+		c.wmu.Unlock()
+		if time.Now().After(d) {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestWriteItemsNowNeverWaits: against a client that stops reading,
+// WriteItemsNow fills the connection and then refuses instead of waiting;
+// a frame the connection took in part is finished by rest before any
+// other frame, so that once the client reads, every frame is whole and
+// every item reported written arrives, in order.
+func TestWriteItemsNowNeverWaits(t *testing.T) {
+	c, client := tcpPair(t, 5*time.Second)
+	_ = client.SetReadBuffer(4096)
+	_ = c.Conn.(*net.TCPConn).SetWriteBuffer(4096)
+	var (
+		written []int // items reported written, in order
+		rests   []func() (int, error)
+		refused int
+	)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 20000 && refused < 50; i++ {
+			_, ok, rest, err := c.WriteItemsNow([][]byte{item(i, 3000)})
+			if err != nil {
+				t.Errorf("item %d: %v", i, err)
+				return
+			}
+			if !ok {
+				refused++
+				continue
+			}
+			written = append(written, i)
+			if rest != nil {
+				// The writer stays taken until rest runs: every later
+				// attempt is refused.
+				rests = append(rests, rest)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("WriteItemsNow waited for a client that does not read")
+	}
+	if refused == 0 || len(written) == 0 {
+		t.Fatalf("written %d, refused %d: the connection never filled up", len(written), refused)
+	}
+	if len(rests) > 1 {
+		t.Fatalf("%d frames left unfinished; at most one may be", len(rests))
+	}
+	frames := make(chan string, len(written)+2)
+	go readFrames(client, frames)
+	for _, rest := range rests {
+		if _, err := rest(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := writeErr(c.WriteItems([][]byte{[]byte(`"end"`)})); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range written {
+		got := <-frames
+		if got != "["+string(item(want, 3000))+"]" {
+			t.Fatalf("want item %d, got a frame of %d bytes starting %q", want, len(got), got[:min(len(got), 20)])
+		}
+	}
+	if got := <-frames; got != `["end"]` {
+		t.Fatalf("last frame %q", got)
+	}
+	t.Logf("%d items written, %d refused, %d finished by rest", len(written), refused, len(rests))
+}
+
+// TestWriteItemsNowWhileWriting: another write under way makes it refuse.
+func TestWriteItemsNowWhileWriting(t *testing.T) {
+	c, _ := tcpPair(t, time.Second)
+	c.wmu.Lock()
+	_, ok, rest, err := c.WriteItemsNow([][]byte{[]byte(`1`)})
+	c.wmu.Unlock()
+	if ok || rest != nil || err != nil {
+		t.Fatalf("ok %v rest %v err %v while another write holds the writer", ok, rest != nil, err)
+	}
+	big := make([][]byte, 0, 2)
+	big = append(big, bytes.Repeat([]byte{'1'}, MaxFrameBytes), []byte(`2`))
+	if _, ok, _, _ := c.WriteItemsNow(big); ok {
+		t.Fatal("items of more than one frame were written")
+	}
+}
