@@ -15,12 +15,14 @@ import "time"
 // enqueue appends an encoded message to the queue and wakes the connection
 // that will carry it. It never blocks on I/O. It reports false when the queue
 // is over its limit: the caller must then end the session as a slow consumer.
-func (s *Session) enqueue(msg []byte) bool { return s.enqueueAt(msg, "", Position{}) }
+func (s *Session) enqueue(msg []byte) bool { return s.enqueueAt(msg, "", Position{}, false) }
 
 // enqueueAt is enqueue for a publication on channel ch at pos (zero when it
 // has no position): while ch is being replayed, it is held back instead,
 // and once it was replayed, what the replay delivered already is dropped.
-func (s *Session) enqueueAt(msg []byte, ch string, pos Position) bool {
+// now asks for the message to be written on the caller's goroutine when
+// that needs no waiting (a delivery to few sessions; see socket.notifyNow).
+func (s *Session) enqueueAt(msg []byte, ch string, pos Position, now bool) bool {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -41,18 +43,20 @@ func (s *Session) enqueueAt(msg []byte, ch string, pos Position) bool {
 	// bulk write barriers, measurably slower on the fan-out path.
 	s.queue = append(s.queue, msg)
 	s.queued += len(msg)
-	s.wakeLocked(len(s.queue) == 1)
+	s.wakeLocked(len(s.queue) == 1, now)
 	return true
 }
 
 // wakeLocked releases s.mu (which the caller holds) and, when messages were
 // just queued on an empty queue (first), wakes the connection that will
-// carry them.
-func (s *Session) wakeLocked(first bool) {
+// carry them: a socket writes them at once when now allows it.
+func (s *Session) wakeLocked(first, now bool) {
 	st, p := s.carrierLocked(), s.poll
 	s.mu.Unlock()
 	if first {
-		if st != nil {
+		if c, ok := st.(*socket); ok && now {
+			c.notifyNow()
+		} else if st != nil {
 			st.notify() // a bound stream carries the messages
 		} else if p != nil {
 			p.wakeUp()

@@ -47,6 +47,9 @@ type exchange struct {
 	hooks       context.Context
 	releaseHook context.CancelFunc
 	inRun       bool
+	// reply is the reply publish builds: encoded before the next message
+	// is handled, it is kept here rather than allocated for each.
+	reply Reply
 }
 
 // finish runs what waits for the replies to be sent. The transports call
@@ -77,12 +80,38 @@ type pendingConnect struct {
 
 func (s *Server) newExchange(ctx context.Context, r *http.Request, via stream) *exchange {
 	x := &exchange{srv: s, ctx: ctx, req: r, via: via}
+	x.init()
+	return x
+}
+
+// init sets the client address of a new exchange.
+func (x *exchange) init() {
+	s, r, via := x.srv, x.req, x.via
 	if c, ok := via.(*socket); ok {
 		x.ip, x.client = c.ip, true
 	} else if r != nil {
 		x.ip, x.client = s.requestIP(r), true
 	}
+}
+
+// frameExchange returns an exchange for a frame of socket c, recycled from
+// an earlier frame when one is free; recycle gives it back.
+func (s *Server) frameExchange(c *socket) *exchange {
+	x, _ := s.exchanges.Get().(*exchange)
+	if x == nil {
+		return s.newExchange(s.ctx, c.req, c)
+	}
+	x.srv, x.ctx, x.req, x.via = s, s.ctx, c.req, c
+	x.init()
 	return x
+}
+
+// recycle gives back an exchange of frameExchange once its replies are
+// written or copied and finish has run. Nothing may use x afterwards.
+func (s *Server) recycle(x *exchange) {
+	clear(x.replies)
+	*x = exchange{replies: x.replies[:0]}
+	s.exchanges.Put(x)
 }
 
 // run processes msgs in order.
@@ -102,7 +131,7 @@ func (s *Server) encodeReply(ctx context.Context, r *Reply) []byte {
 		e.Outgoing(ctx, r)
 	}
 	s.stats.countReply(r)
-	return r.appendTo(nil)
+	return r.encoded()
 }
 
 // handle resolves the sender's session, runs the incoming extensions and
@@ -547,7 +576,8 @@ func (x *exchange) disconnect(m *Message) {
 // options.
 func (x *exchange) publish(m *Message, pub *publishOptions) string {
 	s := x.srv
-	r := Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: m.Error, Session: m.Session}
+	r := &x.reply
+	*r = Reply{ID: m.ID, ClientID: m.ClientID, Channel: m.Channel, Error: m.Error, Session: m.Session}
 	if !s.cfg.Grammar.ValidName(m.Channel) {
 		r.Error = ErrorInvalidChannel(m.Channel)
 	}
@@ -584,7 +614,7 @@ func (x *exchange) publish(m *Message, pub *publishOptions) string {
 		}
 	}
 	r.Successful = r.Error == ""
-	x.add(&r)
+	x.add(r)
 	if !r.Successful {
 		return r.Error
 	}

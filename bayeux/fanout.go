@@ -35,6 +35,10 @@ func (s *Server) fanout(p *Publication, only func(*Session) bool) {
 		bp = new([]*Session)
 	}
 	subs := s.index.AppendMatch((*bp)[:0], p.Channel)
+	// A delivery to few sessions is written on this goroutine when their
+	// sockets can take it at once; to more, each socket's flush goroutine
+	// writes it, in parallel and batched with what follows.
+	now := len(subs) <= directFanout
 	for _, sess := range subs {
 		out := p.Message
 		if choosy {
@@ -43,7 +47,7 @@ func (s *Server) fanout(p *Publication, only func(*Session) bool) {
 				continue
 			}
 		}
-		if !sess.enqueueAt(out, p.Channel, p.Position) {
+		if !sess.enqueueAt(out, p.Channel, p.Position, now) {
 			s.log.Warn("dropping slow consumer", "clientId", sess.id, "maxQueueBytes", s.cfg.MaxQueueBytes)
 			s.crew.spawn(func() { s.end(sess, EndSlow) })
 		}
@@ -52,6 +56,10 @@ func (s *Server) fanout(p *Publication, only func(*Session) bool) {
 	*bp = subs[:0]
 	s.matchPool.Put(bp)
 }
+
+// directFanout is the most sessions a publication is written to directly
+// by the goroutine that delivers it (see fanout).
+const directFanout = 4
 
 // recipients decides, for a publication that is not for every subscriber
 // alike, whether each one gets it and in which encoding: the sender may be

@@ -32,7 +32,7 @@ func (x *exchange) releaseHooks() {
 func (x *exchange) encode(r *Reply) []byte {
 	if len(x.srv.cfg.Extensions) == 0 {
 		x.srv.stats.countReply(r)
-		return r.appendTo(nil)
+		return r.encoded()
 	}
 	return x.srv.encodeReply(x.hookContext(), r)
 }
@@ -65,7 +65,7 @@ func (s *Server) hookContext(base context.Context, r *http.Request) (context.Con
 func (s *Server) encodeAlone(base context.Context, r *http.Request, reply *Reply) []byte {
 	if len(s.cfg.Extensions) == 0 {
 		s.stats.countReply(reply)
-		return reply.appendTo(nil)
+		return reply.encoded()
 	}
 	ctx, release := s.hookContext(base, r)
 	defer release()

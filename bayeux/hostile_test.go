@@ -525,3 +525,65 @@ func TestCORSNullOrigin(t *testing.T) {
 		t.Fatalf("listed Origin null: %d", status)
 	}
 }
+
+// TestStalledSubscriberDoesNotStallPublisher: deliveries to few sessions
+// are written on the publisher's goroutine (socket.flushNow), which must
+// never wait for a client. One subscriber stops reading while a WebSocket
+// publisher sends 16 MiB to its channel (more than the kernel buffers): every publish is still answered,
+// a reading subscriber on its own channel gets every message in order, and
+// the stalled one is dropped as a slow consumer.
+func TestStalledSubscriberDoesNotStallPublisher(t *testing.T) {
+	ts := newTestServer(t, Config{MaxQueueBytes: 1 << 20, Timeout: 10 * time.Second})
+	stalled := wsSubscriber(t, ts, "/u/stalled")
+	if tc, ok := stalled.UnderlyingConn().(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096) // it fills up at once; it is never read again
+	}
+	stalledID := ""
+	for _, sess := range ts.LocalSessions(nil) {
+		stalledID = sess.ID() // the only session so far
+	}
+	reader := wsSubscriber(t, ts, "/u/reader")
+	got := make(chan string, 300)
+	go func() {
+		defer close(got)
+		for {
+			_ = reader.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, b, err := reader.ReadMessage()
+			if err != nil {
+				return
+			}
+			gjson.ParseBytes(b).ForEach(func(_, m gjson.Result) bool {
+				if m.Get("channel").String() == "/u/reader" {
+					got <- m.Get("data").String()
+				}
+				return true
+			})
+		}
+	}()
+	pub := ts.dial(t)
+	id := ts.handshake(t)
+	big := `"` + strings.Repeat("x", 64<<10) + `"`
+	for i := range 256 {
+		frame := `[{"channel":"/u/stalled","clientId":"` + id + `","data":` + big + `,"id":"s` + strconv.Itoa(i) + `"},` +
+			`{"channel":"/u/reader","clientId":"` + id + `","data":"` + strconv.Itoa(i) + `","id":"r` + strconv.Itoa(i) + `"}]`
+		if err := pub.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+			t.Fatal(err)
+		}
+		// Both replies, in one frame; the publisher is never kept waiting.
+		if r := readFrame(t, pub, 5*time.Second); !r.Get("0.successful").Bool() || !r.Get("1.successful").Bool() {
+			t.Fatalf("publish %d answered %s", i, r.Raw)
+		}
+	}
+	for i := range 256 {
+		select {
+		case d := <-got:
+			if d != strconv.Itoa(i) {
+				t.Fatalf("the reading subscriber got %q, want %d", d, i)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the reading subscriber got %d of 256 messages", i)
+		}
+	}
+	bayeuxtest.Eventually(t, 10*time.Second, func() bool { return ts.sessions.get(stalledID) == nil },
+		"the stalled subscriber dropped as a slow consumer")
+}

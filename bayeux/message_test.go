@@ -111,9 +111,22 @@ func TestReplyEncoding(t *testing.T) {
 		{Reply{ClientID: "c", Channel: channels.MetaConnect, Successful: true, Advice: &Advice{Reconnect: "retry", Timeout: 25000, HasTimeout: true}},
 			`{"clientId":"c","channel":"/meta/connect","successful":true,"advice":{"reconnect":"retry","interval":0,"timeout":25000}}`},
 	}
+	tests = append(tests, struct {
+		r    Reply
+		want string
+	}{Reply{ID: `"a-long-id-0123456789"`, ClientID: "c", Channel: "/meta/handshake", Successful: true, version: true, connTypes: true,
+		Advice: &Advice{Reconnect: "handshake", Interval: 1 << 62, Timeout: 1 << 62, HasTimeout: true}, Ext: `{"ack":true}`},
+		`{"id":"a-long-id-0123456789","clientId":"c","channel":"/meta/handshake","successful":true,"version":"1.0","supportedConnectionTypes":["long-polling","cross-origin-long-polling","callback-polling","websocket","eventsource"],"advice":{"reconnect":"handshake","interval":4611686018427387904,"timeout":4611686018427387904},"ext":{"ack":true}}`})
 	for _, tt := range tests {
 		if got := string(tt.r.appendTo(nil)); got != tt.want {
 			t.Errorf("got  %s\nwant %s", got, tt.want)
+		}
+		// encoded sizes its buffer: one allocation, whatever the fields.
+		if got := string(tt.r.encoded()); got != tt.want {
+			t.Errorf("encoded %s\nwant    %s", got, tt.want)
+		}
+		if n := testing.AllocsPerRun(10, func() { tt.r.encoded() }); n != 1 {
+			t.Errorf("encoding %s took %v allocations", tt.want, n)
 		}
 	}
 }

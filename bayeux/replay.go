@@ -313,7 +313,7 @@ func (s *Session) endRecovery(ch string, replayed []*Publication, top Position, 
 	first := len(s.queue) == 0 && len(msgs) > 0
 	s.queue = append(s.queue, msgs...)
 	s.queued += n
-	s.wakeLocked(first)
+	s.wakeLocked(first, false)
 }
 
 // subscribeError is the reply error of a failed subscribeSession.

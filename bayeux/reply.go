@@ -58,6 +58,20 @@ func supportedConnectionType(t string) bool {
 	return false
 }
 
+// encoded returns the JSON object of r in a buffer of about its size.
+func (r *Reply) encoded() []byte {
+	// Every key, quote and comma is within 128 bytes; escapes may grow it.
+	n := 128 + len(r.ID) + len(r.ClientID) + len(r.Channel) + len(r.Error) +
+		len(r.Subscription) + len(r.Ext) + len(r.Data)
+	if r.Advice != nil {
+		n += 96 + len(r.Advice.Reconnect)
+	}
+	if r.connTypes {
+		n += 32 + len(connectionTypesJSON)
+	}
+	return r.appendTo(make([]byte, 0, n))
+}
+
 // appendTo appends the JSON object of r to b.
 func (r *Reply) appendTo(b []byte) []byte {
 	b = append(b, '{')

@@ -46,6 +46,7 @@ type Server struct {
 	observers observers // Events added by Observe
 
 	matchPool sync.Pool // *[]*Session scratch for fan-out
+	exchanges sync.Pool // *exchange of WebSocket frames (frameExchange)
 	filters   []DeliveryFilter
 	local     locals    // in-process subscribers and /service handlers
 	interest  *interest // local subscribers per pattern, for the engine

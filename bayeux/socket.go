@@ -21,6 +21,16 @@ type frameSink interface {
 	shut(code int, text string)
 }
 
+// directSink is a frameSink that can also write without waiting, on the
+// goroutine of a publisher (see socket.flushNow).
+type directSink interface {
+	// writeFramesNow writes items in one frame if it can do so at once,
+	// else reports ok false having written nothing. When only part of the
+	// frame went, rest (to run on a goroutine of its own) writes the
+	// remainder; no other frame goes before it returns.
+	writeFramesNow(items [][]byte) (ok bool, rest func() (int, error), err error)
+}
+
 // socket is a connection carrying frames to one session at a time. It holds
 // the binding to the session, the session's held /meta/connect and the
 // flushing of its queue; the sink does the I/O. Nothing runs for a socket
@@ -91,9 +101,22 @@ func (c *socket) detach(sess *Session) *held {
 
 // notify starts a flush unless one is running.
 func (c *socket) notify() {
-	if !c.flushing.CompareAndSwap(false, true) {
-		return
+	if c.flushing.CompareAndSwap(false, true) {
+		c.startFlush()
 	}
+}
+
+// notifyNow is notify for a caller delivering to few sessions: the flush
+// is done on the caller's goroutine when it can be without waiting (see
+// flushNow), sparing a goroutine and a wake-up per delivery.
+func (c *socket) notifyNow() {
+	if c.flushing.CompareAndSwap(false, true) && !c.flushNow() {
+		c.startFlush()
+	}
+}
+
+// startFlush runs flush on a new goroutine; the caller set flushing.
+func (c *socket) startFlush() {
 	if c.srv.crew.enter() {
 		go c.flush()
 	} else {
@@ -101,11 +124,88 @@ func (c *socket) notify() {
 	}
 }
 
+// errNotNow is flushNow's drain writer refusing to wait.
+var errNotNow = errors.New("bayeux: the socket cannot take a write now")
+
+// flushNow writes the bound session's queue from the caller's goroutine in
+// one frame, when the sink can write at once (directSink): another write is
+// not under way and the connection's send buffer is not full. It reports
+// false, having written nothing, when the flush must run as usual (the
+// caller still holds flushing).
+func (c *socket) flushNow() bool {
+	d, ok := c.sink.(directSink)
+	sess := c.sess.Load()
+	if !ok || sess == nil || sess.ack != nil || c.closed.Load() {
+		return false
+	}
+	var rest func() (int, error)
+	n, err := sess.drain(func(items [][]byte) error {
+		if len(items) == 0 {
+			return nil
+		}
+		ok, r, err := d.writeFramesNow(items)
+		if err == nil && !ok {
+			err = errNotNow
+		}
+		rest = r
+		return err
+	})
+	switch {
+	case errors.Is(err, errNotNow):
+		return false
+	case err != nil:
+		c.flushing.Store(false)
+		c.srv.crew.spawn(func() { c.close(closeAbnormal, "") })
+		return true
+	}
+	c.srv.stats.wrote(trWebSocket, n, 0)
+	if rest != nil {
+		// The connection took part of the frame: the rest goes on a
+		// goroutine, and the flush goes on there.
+		if c.srv.crew.enter() {
+			go func() {
+				defer c.srv.crew.leave()
+				if c.finishFrame(rest) {
+					c.drainAll()
+				}
+			}()
+		} else {
+			c.finishFrame(rest) // shutting down: within the write timeout
+			c.flushing.Store(false)
+		}
+		return true
+	}
+	c.flushing.Store(false)
+	// A message queued meanwhile found the flag set and started nothing.
+	if sess.sendable(c) && c.flushing.CompareAndSwap(false, true) {
+		c.startFlush()
+	}
+	return true
+}
+
+// finishFrame writes the rest of a frame flushNow started, and reports
+// whether it went; when not, the socket closes.
+func (c *socket) finishFrame(rest func() (int, error)) bool {
+	n, err := rest()
+	c.srv.stats.wrote(trWebSocket, 0, n)
+	if err != nil {
+		c.flushing.Store(false)
+		c.srv.crew.spawn(func() { c.close(closeAbnormal, "") })
+		return false
+	}
+	return true
+}
+
 // flush writes everything queued for the bound session, in as few frames
 // as possible, until the queue is empty. It runs on a goroutine counted by
 // the server's crew.
 func (c *socket) flush() {
 	defer c.srv.crew.leave()
+	c.drainAll()
+}
+
+// drainAll is flush's loop, on the goroutine that holds flushing.
+func (c *socket) drainAll() {
 	for {
 		sess := c.sess.Load()
 		if sess == nil || c.closed.Load() {
