@@ -180,11 +180,12 @@ func (c *wsConn) read() {
 // theirs instead of starting one per frame (and waking a thread to run it).
 const hotWait = 5 * time.Millisecond
 
-// nextSoon waits up to hotWait for the socket to have bytes to read. It
-// reports whether it has (or broke, which the next read reports).
+// nextSoon waits up to hotWait for bytes to read, and reads them ahead. It
+// reports whether some came (or the socket broke, which the next read
+// reports).
 func (c *wsConn) nextSoon() bool {
 	_ = c.wc.SetReadDeadline(time.Now().Add(hotWait))
-	err := c.wc.WaitReadable()
+	err := c.wc.ReadAhead()
 	_ = c.wc.SetReadDeadline(time.Now().Add(c.readTimeout()))
 	return !errors.Is(err, os.ErrDeadlineExceeded)
 }

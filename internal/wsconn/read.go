@@ -153,6 +153,22 @@ func (f *Conn) WaitReadable() error {
 	return f.raw.Read(readable)
 }
 
+// ReadAhead reads whatever bytes have arrived, or waits for some until the
+// read deadline, so that Pending reports them: for a reader that expects
+// the next frame soon, one read where WaitReadable and the frame's read
+// take three system calls.
+func (f *Conn) ReadAhead() error {
+	if f.Pending() {
+		return nil
+	}
+	err := f.fill(1)
+	if f.r == f.w { // nothing came: give the buffer back
+		readPool.Put(f.buf)
+		f.buf = nil
+	}
+	return err
+}
+
 // Hijacker is the http.ResponseWriter to give the WebSocket upgrader: its
 // Hijack hands over the connection as a Conn, kept in Conn.
 type Hijacker struct {

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -188,5 +190,35 @@ func TestWriteItemsNowWhileWriting(t *testing.T) {
 	big = append(big, bytes.Repeat([]byte{'1'}, MaxFrameBytes), []byte(`2`))
 	if _, ok, _, _ := c.WriteItemsNow(big); ok {
 		t.Fatal("items of more than one frame were written")
+	}
+}
+
+// TestReadAhead: nothing before the deadline leaves nothing pending; bytes
+// that came are pending and handed over as the frame they start.
+func TestReadAhead(t *testing.T) {
+	c, client := tcpPair(t, time.Second)
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if err := c.ReadAhead(); !errors.Is(err, os.ErrDeadlineExceeded) || c.Pending() {
+		t.Fatalf("with nothing sent: err %v, pending %v", err, c.Pending())
+	}
+	frame := clientFrame(300, 'z')
+	if _, err := client.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := c.ReadAhead(); err != nil || !c.Pending() {
+		t.Fatalf("with a frame sent: err %v, pending %v", err, c.Pending())
+	}
+	got := make([]byte, 0, len(frame))
+	for len(got) < len(frame) {
+		buf := make([]byte, 100)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, frame) || c.Pending() {
+		t.Fatalf("read %d bytes (equal %v), pending %v", len(got), bytes.Equal(got, frame), c.Pending())
 	}
 }
