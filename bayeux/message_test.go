@@ -128,6 +128,11 @@ func TestReplyEncoding(t *testing.T) {
 		if n := testing.AllocsPerRun(10, func() { tt.r.encoded() }); n != 1 {
 			t.Errorf("encoding %s took %v allocations", tt.want, n)
 		}
+		// Held replies stay in memory: little room to spare (the advice's
+		// numbers are counted at their longest).
+		if b := tt.r.encoded(); cap(b)-len(b) > 48 {
+			t.Errorf("encoding %s: %d bytes in a buffer of %d", tt.want, len(b), cap(b))
+		}
 	}
 }
 

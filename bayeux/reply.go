@@ -58,16 +58,34 @@ func supportedConnectionType(t string) bool {
 	return false
 }
 
-// encoded returns the JSON object of r in a buffer of about its size.
+// encoded returns the JSON object of r in a buffer of its size (larger
+// only when strings need escapes): held replies stay in memory as long as
+// their connects are held.
 func (r *Reply) encoded() []byte {
-	// Every key, quote and comma is within 128 bytes; escapes may grow it.
-	n := 128 + len(r.ID) + len(r.ClientID) + len(r.Channel) + len(r.Error) +
-		len(r.Subscription) + len(r.Ext) + len(r.Data)
-	if r.Advice != nil {
-		n += 96 + len(r.Advice.Reconnect)
+	n := len(`{"successful":false}`)
+	field := func(key, v string, quoted bool) {
+		if v != "" {
+			n += len(key) + len(v) + 4 // "key": and a comma
+			if quoted {
+				n += 2
+			}
+		}
+	}
+	field("id", r.ID, false)
+	field("clientId", r.ClientID, true)
+	field("channel", r.Channel, true)
+	field("error", r.Error, true)
+	field("subscription", r.Subscription, false)
+	field("ext", r.Ext, false)
+	field("data", r.Data, false)
+	if r.version {
+		n += len(`,"version":"1.0"`)
 	}
 	if r.connTypes {
-		n += 32 + len(connectionTypesJSON)
+		n += len(`,"supportedConnectionTypes":`) + len(connectionTypesJSON)
+	}
+	if a := r.Advice; a != nil {
+		n += len(`,"advice":{"reconnect":"","interval":,"timeout":}`) + len(a.Reconnect) + 2*20
 	}
 	return r.appendTo(make([]byte, 0, n))
 }

@@ -45,8 +45,9 @@ type Server struct {
 
 	observers observers // Events added by Observe
 
-	matchPool sync.Pool // *[]*Session scratch for fan-out
-	exchanges sync.Pool // *exchange of WebSocket frames (frameExchange)
+	matchPool sync.Pool  // *[]*Session scratch for fan-out
+	exchanges sync.Pool  // *exchange of WebSocket frames (frameExchange)
+	idle      *idleWatch // idle WebSockets waiting without a goroutine; nil: none
 	filters   []DeliveryFilter
 	local     locals    // in-process subscribers and /service handlers
 	interest  *interest // local subscribers per pattern, for the engine
@@ -134,6 +135,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.crew.spawn(s.collect)
 	s.crew.spawn(s.reclaim)
+	if s.idle = newIdleWatch(s); s.idle != nil {
+		s.crew.spawn(func() { s.idle.run(s.ctx) })
+	}
 	if cfg.Ping > 0 {
 		s.crew.spawn(s.pinger)
 	}
@@ -345,8 +349,7 @@ func (s *Server) pinger() {
 		case <-t.C:
 		}
 		// Sockets that received a frame lately are alive and not idle: Bayeux
-		// clients send a connect every timeout. A pong would also move an
-		// idle socket's reader off its small stack.
+		// clients send a connect every timeout.
 		quiet := time.Now().Add(-s.cfg.Ping).UnixNano()
 		s.connsMu.Lock()
 		conns := make([]*wsConn, 0, len(s.conns))

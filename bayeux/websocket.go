@@ -23,9 +23,12 @@ type wsConn struct {
 	socket
 	conn     *websocket.Conn // parses the frames read from wc
 	wc       *wsconn.Conn    // the connection: the one writer of every frame
-	lastRead atomic.Int64    // unix nanoseconds of the last frame received
+	lastRead atomic.Int64    // unix nanoseconds of the last frame or pong received
 
 	release func() // gives back the connection's slot (MaxConnectionsPerIP)
+	// watchedFD is the file descriptor plus one under which the idle watch
+	// last took the socket (0: never); guarded by the watch's lock.
+	watchedFD int32
 
 	// In a cluster: the id under which frames for sessions owned by other
 	// nodes are forwarded, and those nodes; gone once the socket closed.
@@ -67,6 +70,7 @@ func (c *wsConn) unregister() {
 	s.connsMu.Lock()
 	delete(s.conns, &c.socket)
 	s.connsMu.Unlock()
+	s.idle.closed(c)
 	c.remoteMu.Lock()
 	c.gone = true
 	id := c.remoteID
@@ -106,7 +110,8 @@ func (c *wsConn) readTimeout() time.Duration {
 func (c *wsConn) startReading() {
 	_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
 	c.conn.SetPongHandler(func(string) error {
-		return c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
+		c.alive()
+		return nil
 	})
 	c.conn.SetPingHandler(func(data string) error {
 		_ = c.wc.Pong([]byte(data)) // a failed write shows in the next read
@@ -135,6 +140,12 @@ func (c *wsConn) read() {
 	var held [][]byte // replies to publishes, written once no frame waits
 	for {
 		err := c.wc.WaitReadable()
+		if err == nil && c.onlyPongs() {
+			if c.nextSoon() {
+				continue
+			}
+			break
+		}
 		var data []byte
 		if err == nil {
 			data, err = c.readMessage()
@@ -146,8 +157,7 @@ func (c *wsConn) read() {
 			c.close(closeAbnormal, "")
 			return
 		}
-		c.lastRead.Store(time.Now().UnixNano())
-		_ = c.conn.SetReadDeadline(time.Now().Add(c.readTimeout()))
+		c.alive()
 		var ok bool
 		if held, ok = c.handleFrame(data, held); !ok {
 			return
@@ -165,8 +175,41 @@ func (c *wsConn) read() {
 			break
 		}
 	}
-	// Nothing came soon: wait for the next frame on a new goroutine, whose
-	// stack starts small again (an idle socket costs little).
+	// Nothing came soon: the socket waits for its next frame without a
+	// goroutine (idleWatch), or else on a new one, whose stack starts small
+	// again (an idle socket costs little).
+	if !c.srv.idle.watch(c) {
+		c.resume()
+	}
+}
+
+// onlyPongs reads what came and takes the pongs it begins with; it reports
+// whether that was all. (The library would take a pong too, but then wait
+// inside for a data frame, on this goroutine: an idle socket answering
+// pings would keep one.)
+func (c *wsConn) onlyPongs() bool {
+	if !c.wc.Pollable() || c.wc.ReadAhead() != nil {
+		return false
+	}
+	pongs := false
+	for c.wc.SkipPong() {
+		pongs = true
+	}
+	if pongs {
+		c.alive()
+	}
+	return pongs && !c.wc.Pending()
+}
+
+// alive notes that the client was heard from: a frame or a pong came.
+func (c *wsConn) alive() {
+	now := time.Now()
+	c.lastRead.Store(now.UnixNano())
+	_ = c.conn.SetReadDeadline(now.Add(c.readTimeout()))
+}
+
+// resume starts the socket's read loop, which waits for the next frame.
+func (c *wsConn) resume() {
 	if c.srv.crew.enter() {
 		go c.read()
 	} else {

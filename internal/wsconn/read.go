@@ -3,6 +3,7 @@ package wsconn
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/http"
 	"sync"
@@ -30,14 +31,6 @@ type Conn struct {
 	wmu      sync.Mutex
 	timeout  time.Duration // bound of every write
 	deadline time.Time     // the write deadline set last; guarded by wmu
-
-	// The frame of WriteItemsNow and the outcome of its one write attempt,
-	// guarded by wmu; writeNow is the method value that makes it, kept to
-	// avoid allocating one per write.
-	now      []byte
-	nowN     int
-	nowErr   error
-	writeNow func(uintptr) bool
 }
 
 // readPool holds Conn read-ahead buffers.
@@ -48,7 +41,6 @@ func New(c net.Conn, writeTimeout time.Duration) *Conn {
 	f := &Conn{Conn: c, timeout: writeTimeout}
 	if sc, ok := c.(syscall.Conn); ok && canPeek {
 		f.raw, _ = sc.SyscallConn()
-		f.writeNow = f.tryWrite
 	}
 	return f
 }
@@ -169,6 +161,35 @@ func (f *Conn) ReadAhead() error {
 	return err
 }
 
+// SkipPong consumes the pong frame the read-ahead bytes begin with, if they
+// hold the whole of one (masked, as a client's frames are), and reports
+// whether it did. An idle socket's reader uses it to take the answer to a
+// ping without entering the WebSocket library, which would wait there for
+// the next data frame; anything else is left to the library.
+func (f *Conn) SkipPong() bool {
+	if f.buf == nil || f.left != 0 {
+		return false
+	}
+	b := (*f.buf)[f.r:f.w]
+	if len(b) < 2 || b[0] != 0x80|opPong || b[1]&0x80 == 0 || b[1]&0x7f > 125 {
+		return false
+	}
+	n := 2 + 4 + int(b[1]&0x7f) // header, mask key, payload
+	if len(b) < n {
+		return false
+	}
+	f.r += n
+	if f.r == f.w {
+		readPool.Put(f.buf)
+		f.buf = nil
+	}
+	return true
+}
+
+// Pollable reports whether WaitReadable and ReadAhead can wait for bytes
+// without holding a buffer (the connection has a file descriptor).
+func (f *Conn) Pollable() bool { return f.raw != nil }
+
 // Hijacker is the http.ResponseWriter to give the WebSocket upgrader: its
 // Hijack hands over the connection as a Conn, kept in Conn.
 type Hijacker struct {
@@ -185,4 +206,16 @@ func (h *Hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	h.Conn = New(c, h.WriteTimeout)
 	return h.Conn, rw, nil
+}
+
+// errNoDescriptor is Control's error for a connection without one.
+var errNoDescriptor = errors.New("wsconn: the connection has no file descriptor")
+
+// Control runs fn with the connection's file descriptor, which stays open
+// meanwhile; it fails for connections without one (TLS, or other systems).
+func (f *Conn) Control(fn func(fd uintptr)) error {
+	if f.raw == nil {
+		return errNoDescriptor
+	}
+	return f.raw.Control(fn)
 }

@@ -70,10 +70,12 @@ func (f *Conn) WriteItemsNow(items [][]byte) (n int, ok bool, rest func() (int, 
 	f.refreshDeadline() // the raw write fails once the deadline passed
 	bp := framePool.Get().(*[]byte)
 	frame := TextFrame(bp, items)
-	f.now = frame
-	err = f.raw.Write(f.writeNow)
-	n, werr := f.nowN, f.nowErr
-	f.now, f.nowN, f.nowErr = nil, 0, nil
+	w := attemptPool.Get().(*attempt)
+	w.b = frame
+	err = f.raw.Write(w.write)
+	n, werr := w.n, w.err
+	*w = attempt{write: w.write}
+	attemptPool.Put(w)
 	if err == nil {
 		err = werr
 	}
@@ -100,12 +102,24 @@ func (f *Conn) WriteItemsNow(items [][]byte) (n int, ok bool, rest func() (int, 
 	return n, ok, nil, err
 }
 
-// tryWrite is the raw write of WriteItemsNow: one attempt at f.now, which
-// never waits for the connection.
-func (f *Conn) tryWrite(fd uintptr) bool {
-	f.nowN, f.nowErr = writeOnce(fd, f.now)
-	return true
+// attempt is the raw write of WriteItemsNow: one attempt at b, which never
+// waits for the connection. write is its method value, made once, so that
+// an attempt allocates nothing.
+type attempt struct {
+	b     []byte
+	n     int
+	err   error
+	write func(fd uintptr) bool
 }
+
+var attemptPool = sync.Pool{New: func() any {
+	w := new(attempt)
+	w.write = func(fd uintptr) bool {
+		w.n, w.err = writeOnce(fd, w.b)
+		return true
+	}
+	return w
+}}
 
 // Ping sends a ping frame.
 func (f *Conn) Ping() error { return f.control(opPing, nil, time.Time{}) }

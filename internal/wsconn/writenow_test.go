@@ -222,3 +222,62 @@ func TestReadAhead(t *testing.T) {
 		t.Fatalf("read %d bytes (equal %v), pending %v", len(got), bytes.Equal(got, frame), c.Pending())
 	}
 }
+
+// TestWriteItemsNowAllocates nothing on the way of a delivery.
+func TestWriteItemsNowAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts under the race detector")
+	}
+	c, client := tcpPair(t, time.Second)
+	go func() { _, _ = io.Copy(io.Discard, client) }()
+	items := [][]byte{[]byte(`{"channel":"/u/1","data":"x"}`)}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, ok, _, err := c.WriteItemsNow(items); !ok || err != nil {
+			t.Fatalf("ok %v err %v", ok, err)
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per write", n)
+	}
+}
+
+// clientControl builds a masked client control frame.
+func clientControl(op byte, payload string) []byte {
+	b := []byte{0x80 | op, 0x80 | byte(len(payload)), 1, 2, 3, 4}
+	for i := range len(payload) {
+		b = append(b, payload[i]^[]byte{1, 2, 3, 4}[i%4])
+	}
+	return b
+}
+
+func TestSkipPong(t *testing.T) {
+	pong := clientControl(opPong, "abc")
+	tests := []struct {
+		name    string
+		chunks  [][]byte
+		skipped int  // pongs taken
+		pending bool // bytes left for the library
+	}{
+		{"one pong", [][]byte{pong}, 1, false},
+		{"two pongs", [][]byte{append(append([]byte{}, pong...), pong...)}, 2, false},
+		{"a pong then a data frame", [][]byte{append(append([]byte{}, pong...), clientFrame(5, 'a')...)}, 1, true},
+		{"a data frame first", [][]byte{clientFrame(5, 'a')}, 0, true},
+		{"a ping", [][]byte{clientControl(opPing, "x")}, 0, true},
+		{"half a pong", [][]byte{pong[:4]}, 0, true},
+		{"an unmasked pong", [][]byte{{0x80 | opPong, 0}}, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(&chunkConn{chunks: tt.chunks}, time.Second)
+			if err := c.fill(1); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for c.SkipPong() {
+				n++
+			}
+			if n != tt.skipped || c.Pending() != tt.pending {
+				t.Fatalf("skipped %d, pending %v; want %d, %v", n, c.Pending(), tt.skipped, tt.pending)
+			}
+		})
+	}
+}
