@@ -33,33 +33,48 @@ func tcpPair(t *testing.T, writeTimeout time.Duration) (*Conn, *net.TCPConn) {
 	return New(server, writeTimeout), client.(*net.TCPConn)
 }
 
+// nextFrame reads one server frame from r and returns its first byte
+// followed by its payload.
+func nextFrame(r io.Reader) ([]byte, error) {
+	var h [2]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, err
+	}
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var l [2]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(l[:]))
+	case 127:
+		var l [8]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return nil, err
+		}
+		n = binary.BigEndian.Uint64(l[:])
+	}
+	f := make([]byte, 1+n)
+	f[0] = h[0]
+	if _, err := io.ReadFull(r, f[1:]); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
 // readFrames reads the server's frames from r until it fails, sending the
 // payload of each text frame to out.
 func readFrames(r io.Reader, out chan<- string) {
 	defer close(out)
 	br := bufio.NewReader(r)
 	for {
-		var h [2]byte
-		if _, err := io.ReadFull(br, h[:]); err != nil {
+		f, err := nextFrame(br)
+		if err != nil {
 			return
 		}
-		n := uint64(h[1] & 0x7f)
-		switch n {
-		case 126:
-			var l [2]byte
-			_, _ = io.ReadFull(br, l[:])
-			n = uint64(binary.BigEndian.Uint16(l[:]))
-		case 127:
-			var l [8]byte
-			_, _ = io.ReadFull(br, l[:])
-			n = binary.BigEndian.Uint64(l[:])
-		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(br, body); err != nil {
-			return
-		}
-		if h[0] == 0x80|opText {
-			out <- string(body)
+		if f[0] == 0x80|opText {
+			out <- string(f[1:])
 		}
 	}
 }

@@ -147,26 +147,11 @@ func TestOneWriter(t *testing.T) {
 	go func() {
 		defer close(frames)
 		for {
-			var h [2]byte
-			if _, err := io.ReadFull(client, h[:]); err != nil {
+			f, err := nextFrame(client)
+			if err != nil {
 				return
 			}
-			n := int(h[1] & 0x7f)
-			switch n {
-			case 126:
-				var l [2]byte
-				_, _ = io.ReadFull(client, l[:])
-				n = int(binary.BigEndian.Uint16(l[:]))
-			case 127:
-				var l [8]byte
-				_, _ = io.ReadFull(client, l[:])
-				n = int(binary.BigEndian.Uint64(l[:]))
-			}
-			body := make([]byte, n)
-			if _, err := io.ReadFull(client, body); err != nil {
-				return
-			}
-			frames <- append([]byte{h[0]}, body...)
+			frames <- f
 		}
 	}()
 	done := make(chan struct{})
