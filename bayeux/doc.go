@@ -139,6 +139,8 @@
 //     WebSocket frame is handled on a goroutine of the server's, one frame at
 //     a time per socket, in order. A held long-poll waits on its handler's
 //     goroutine; a held WebSocket connect waits on a timer, no goroutine.
+//     On Linux an idle WebSocket has no goroutine either: it waits in an
+//     epoll set of the server's, and a goroutine starts when bytes arrive.
 //   - Extension hooks (Incoming, Outgoing), ServiceHandlers and Events run
 //     on the goroutine handling the message, before its reply is written:
 //     they may block (an auth call to a back end, say) but then delay that
@@ -155,9 +157,13 @@
 //     the engine's, for publications from other nodes), once per
 //     publication: they must not block. The Message they get is valid only
 //     during the call.
-//   - Writes to clients never happen on a publisher's goroutine: a publish
+//   - Writes to clients never wait on a publisher's goroutine: a publish
 //     queues the encoded message for each recipient, and each connection
 //     writes its queue on a goroutine of its own, with a write deadline.
+//     A publication for a few sessions only (a personal channel) is written
+//     at once on the publisher's goroutine to those sockets that can take it
+//     without waiting (nothing else being written, room in the socket's
+//     send buffer); the others get their goroutine.
 //
 // A Session's delivery state (queue, bound connection, held connect) is
 // owned by the Session; its exported methods (Identity, Set, Get, ...) are
