@@ -2,6 +2,8 @@ package bayeux
 
 import (
 	"context"
+	"errors"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -21,9 +23,12 @@ import (
 // run also closes watched sockets that stayed silent past their read
 // timeout, which no parked reader enforces for them.
 type idleWatch struct {
-	srv  *Server
-	epfd int
-	wake [2]int // a pipe in the epoll set: written to stop run
+	srv *Server
+	// The epoll set, itself waited on through the runtime's poller (it is
+	// readable while a socket in it is ready): the watch parks like any
+	// reader, with no thread blocked in epoll_wait, and Close ends it.
+	set *os.File
+	raw syscall.RawConn
 
 	mu    sync.Mutex
 	socks map[int32]*wsConn // watched sockets by file descriptor
@@ -36,24 +41,17 @@ func newIdleWatch(s *Server) *idleWatch {
 	if err != nil {
 		return nil
 	}
-	w := &idleWatch{srv: s, epfd: fd, socks: map[int32]*wsConn{}}
-	if err := syscall.Pipe2(w.wake[:], syscall.O_CLOEXEC|syscall.O_NONBLOCK); err != nil {
+	if err := syscall.SetNonblock(fd, true); err != nil {
 		syscall.Close(fd)
 		return nil
 	}
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: -1}
-	if err := syscall.EpollCtl(fd, syscall.EPOLL_CTL_ADD, w.wake[0], &ev); err != nil {
-		w.release()
+	set := os.NewFile(uintptr(fd), "idle websockets")
+	raw, err := set.SyscallConn()
+	if err != nil || set.SetReadDeadline(time.Time{}) != nil { // not in the poller
+		set.Close()
 		return nil
 	}
-	return w
-}
-
-// release closes the watch's files.
-func (w *idleWatch) release() {
-	syscall.Close(w.epfd)
-	syscall.Close(w.wake[0])
-	syscall.Close(w.wake[1])
+	return &idleWatch{srv: s, set: set, raw: raw, socks: map[int32]*wsConn{}}
 }
 
 // watch hands c, whose read loop found nothing to read, to the watch. It
@@ -70,11 +68,14 @@ func (w *idleWatch) watch(c *wsConn) bool {
 		c.watchedFD = int32(fd) + 1
 		w.mu.Unlock()
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | epollOneShot, Fd: int32(fd)}
-		err := syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
-		if err == syscall.ENOENT {
-			err = syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
-		}
-		if err != nil {
+		var err error = syscall.EBADF
+		cerr := w.raw.Control(func(epfd uintptr) {
+			err = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_MOD, int(fd), &ev)
+			if err == syscall.ENOENT {
+				err = syscall.EpollCtl(int(epfd), syscall.EPOLL_CTL_ADD, int(fd), &ev)
+			}
+		})
+		if err != nil || cerr != nil {
 			w.forget(int32(fd), c)
 			return
 		}
@@ -112,40 +113,55 @@ func (w *idleWatch) closed(c *wsConn) {
 const sweepEvery = 5 * time.Second
 
 // run waits for watched sockets to become readable and starts their read
-// loops, until ctx ends; then it closes the epoll set. The pipe's event
-// (Fd -1) only wakes it.
+// loops, until ctx ends; then it closes the epoll set. Every sweepEvery it
+// sweeps.
 func (w *idleWatch) run(ctx context.Context) {
-	defer w.release()
-	stop := context.AfterFunc(ctx, func() { _, _ = syscall.Write(w.wake[1], []byte{1}) })
+	defer w.set.Close()
+	stop := context.AfterFunc(ctx, func() { _ = w.set.Close() }) // ends the wait
 	defer stop()
 	events := make([]syscall.EpollEvent, 256)
 	ready := make([]*wsConn, 0, len(events))
-	lastSweep := time.Now()
-	for ctx.Err() == nil {
-		n, err := syscall.EpollWait(w.epfd, events, int(sweepEvery/time.Millisecond))
-		if err != nil && err != syscall.EINTR {
-			w.srv.log.Error("idle websocket watch failed", "err", err)
-			return // sockets watched now time out; new ones wait on goroutines
-		}
-		w.mu.Lock()
-		for _, ev := range events[:max(n, 0)] {
-			if c := w.socks[ev.Fd]; c != nil {
-				delete(w.socks, ev.Fd)
-				ready = append(ready, c)
+	take := func(fd uintptr) bool {
+		// The runtime's poller is edge-triggered: take every ready socket
+		// before waiting again.
+		for {
+			n, err := syscall.EpollWait(int(fd), events, 0)
+			if err == syscall.EINTR {
+				continue
+			}
+			w.mu.Lock()
+			for _, ev := range events[:max(n, 0)] {
+				if c := w.socks[ev.Fd]; c != nil {
+					delete(w.socks, ev.Fd)
+					ready = append(ready, c)
+				}
+			}
+			w.mu.Unlock()
+			if n < len(events) {
+				return len(ready) > 0
 			}
 		}
-		w.mu.Unlock()
+	}
+	next := time.Now().Add(sweepEvery)
+	for ctx.Err() == nil {
+		_ = w.set.SetReadDeadline(next)
+		err := w.raw.Read(take)
 		for i, c := range ready {
 			c.resume()
 			ready[i] = nil
 		}
 		ready = ready[:0]
-		if time.Since(lastSweep) >= sweepEvery {
-			lastSweep = time.Now()
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			if ctx.Err() == nil {
+				w.srv.log.Error("idle websocket watch failed", "err", err)
+			}
+			return // sockets watched now time out; new ones wait on goroutines
+		}
+		if time.Now().After(next) {
 			w.sweep()
+			next = time.Now().Add(sweepEvery)
 		}
 	}
-	// Shutting down: the server closes every socket.
 }
 
 // sweep closes the watched sockets that have been silent for longer than
