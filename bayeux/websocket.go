@@ -138,6 +138,7 @@ func (c *wsConn) startReading() {
 func (c *wsConn) read() {
 	defer c.srv.crew.leave()
 	var held [][]byte // replies to publishes, written once no frame waits
+	frames := 0       // handled by this goroutine
 	for {
 		err := c.wc.WaitReadable()
 		if err == nil && c.onlyPongs() {
@@ -158,6 +159,7 @@ func (c *wsConn) read() {
 			return
 		}
 		c.alive()
+		frames++
 		var ok bool
 		if held, ok = c.handleFrame(data, held); !ok {
 			return
@@ -177,11 +179,18 @@ func (c *wsConn) read() {
 	}
 	// Nothing came soon: the socket waits for its next frame without a
 	// goroutine (idleWatch), or else on a new one, whose stack starts small
-	// again (an idle socket costs little).
-	if !c.srv.idle.watch(c) {
+	// again (an idle socket costs little). A busy socket (a publisher
+	// pausing) waits on a new goroutine, woken by the runtime directly:
+	// through the watch, each pause would cost a hop more.
+	if frames >= busyFrames || !c.srv.idle.watch(c) {
 		c.resume()
 	}
 }
+
+// busyFrames is how many frames one run of a socket's read loop handles
+// before the socket counts as busy (see read); a client's setup takes 3
+// or 4.
+const busyFrames = 16
 
 // onlyPongs reads what came and takes the pongs it begins with; it reports
 // whether that was all. (The library would take a pong too, but then wait
