@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -148,27 +147,17 @@ func waitRecovery(ctx context.Context, pid int, base int64, wait time.Duration) 
 // emitAttack prints r as text and as a JSON line, also appended to
 // jsonPath when set. It returns r's fatal error, or the file's.
 func emitAttack(r *AttackResult, jsonPath string, stdout io.Writer) error {
-	printAttackText(stdout, r)
 	line, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode the result: %w", err)
 	}
 	line = append(line, '\n')
-	_, _ = stdout.Write(line)
-	if jsonPath != "" {
-		f, err := os.OpenFile(jsonPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			return fmt.Errorf("--json: %w", err)
-		}
-		_, werr := f.Write(line)
-		if err := errors.Join(werr, f.Close()); err != nil {
-			return fmt.Errorf("--json: %w", err)
-		}
-	}
+	fatal := ""
 	if r.Fatal != "" {
-		return fmt.Errorf("attack %s: %s", r.Kind, r.Fatal)
+		fatal = fmt.Sprintf("attack %s: %s", r.Kind, r.Fatal)
 	}
-	return nil
+	return emitLine(stdout, jsonPath, fatal,
+		func(w io.Writer) { printAttackText(w, r) }, func(w io.Writer) { _, _ = w.Write(line) })
 }
 
 // mib formats KiB as MiB.

@@ -134,20 +134,31 @@ func profiled(fn func() *Result) *Result {
 }
 
 func emit(r *Result, jsonPath string, stdout io.Writer) (int, error) {
-	printText(stdout, r)
-	printJSON(stdout, r)
+	err := emitLine(stdout, jsonPath, r.Fatal, func(w io.Writer) { printText(w, r) }, func(w io.Writer) { printJSON(w, r) })
+	return exitStatus(err)
+}
+
+// emitLine prints a result as text and as its JSON line (line) on stdout,
+// and appends the JSON line to the file at jsonPath when set. It returns
+// fatal (the run's own failure, when not "") as an error, or the file's.
+func emitLine(stdout io.Writer, jsonPath, fatal string, text, line func(io.Writer)) error {
+	text(stdout)
+	line(stdout)
 	if jsonPath != "" {
-		f, err := os.OpenFile(jsonPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-		if err != nil {
-			return 1, err
-		}
-		printJSON(f, r)
-		if err := f.Close(); err != nil {
-			return 1, err
+		if err := appendLine(jsonPath, line); err != nil {
+			return fmt.Errorf("--json: %w", err)
 		}
 	}
-	if r.Fatal != "" {
-		return 1, errors.New(r.Fatal)
+	if fatal != "" {
+		return errors.New(fatal)
+	}
+	return nil
+}
+
+// exitStatus is the status of a mode that ended with err.
+func exitStatus(err error) (int, error) {
+	if err != nil {
+		return 1, err
 	}
 	return 0, nil
 }

@@ -109,17 +109,8 @@ func runScaleMode(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	r := runScale(ctx, cfg, stderr)
-	printScaleText(stdout, r)
-	printScaleJSON(stdout, r)
-	if jsonPath != "" {
-		if err := appendLine(jsonPath, func(w io.Writer) { printScaleJSON(w, r) }); err != nil {
-			return 1, err
-		}
-	}
-	if r.Fatal != "" {
-		return 1, errors.New(r.Fatal)
-	}
-	return 0, nil
+	return exitStatus(emitLine(stdout, jsonPath, r.Fatal,
+		func(w io.Writer) { printScaleText(w, r) }, func(w io.Writer) { printScaleJSON(w, r) }))
 }
 
 func splitList(s string) []string {

@@ -87,17 +87,8 @@ func runSoakMode(ctx context.Context, args []string, stdout, stderr io.Writer) (
 	if !ok {
 		r.Errors[fmt.Sprintf("open-file limit too low: %d, this run needs about %d", lim, need)] = 1
 	}
-	printSoakText(stdout, r)
-	printSoakJSON(stdout, r)
-	if jsonPath != "" {
-		if err := appendLine(jsonPath, func(w io.Writer) { printSoakJSON(w, r) }); err != nil {
-			return 1, err
-		}
-	}
-	if r.Fatal != "" {
-		return 1, errors.New(r.Fatal)
-	}
-	return 0, nil
+	return exitStatus(emitLine(stdout, jsonPath, r.Fatal,
+		func(w io.Writer) { printSoakText(w, r) }, func(w io.Writer) { printSoakJSON(w, r) }))
 }
 
 // soakClient is one client of a soak run: a subscriber on its personal
